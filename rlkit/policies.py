@@ -1,0 +1,85 @@
+"""The actor-critic policy shared by the on-policy agents (REINFORCE, A2C, PPO).
+
+Separate actor and critic MLPs (one of "The 37 implementation details of PPO"): the actor
+outputs categorical logits for a Discrete action space or a Gaussian mean with a
+state-independent log-std for a Box; the critic a scalar value. Observations are optionally
+normalised by running statistics that travel with the parameters (as ML-Agents does), so
+evaluation and export see the same inputs as training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from rlkit.distributions import Categorical, DiagGaussian
+from rlkit.networks import MLP, CategoricalHead, GaussianHead, ValueHead, flatten_obs
+from rlkit.normalization import RunningStats
+from rlkit.spaces import Box, Discrete, Space
+
+__all__ = ["ActorCritic", "PolicyParams", "action_distribution", "normalized_input"]
+
+
+class ActorCritic(nn.Module):
+    """obs [B, ...] -> (actor outputs, value [B]).
+
+    Actor outputs: logits [B, n] (discrete) or (mean [B, d], log_std [B, d]) (continuous).
+    """
+
+    action_space: Space
+    hidden: Sequence[int] = (64, 64)
+    activation: str = "tanh"
+    use_critic: bool = True
+
+    def setup(self) -> None:
+        self.actor_torso = MLP(self.hidden, self.activation)
+        if isinstance(self.action_space, Discrete):
+            self.actor_head = CategoricalHead(int(self.action_space.n))
+        elif isinstance(self.action_space, Box):
+            self.actor_head = GaussianHead(int(jnp.prod(jnp.asarray(self.action_space.shape))))
+        else:
+            raise TypeError(f"unsupported action space {type(self.action_space).__name__}")
+        if self.use_critic:
+            self.critic_torso = MLP(self.hidden, self.activation)
+            self.critic_head = ValueHead()
+
+    def __call__(self, x: jax.Array) -> tuple[Any, jax.Array]:
+        return self.actor(x), self.value(x)
+
+    def actor(self, x: jax.Array) -> Any:
+        return self.actor_head(self.actor_torso(x))
+
+    def value(self, x: jax.Array) -> jax.Array:
+        if not self.use_critic:
+            return jnp.zeros(x.shape[:-1], x.dtype)
+        return self.critic_head(self.critic_torso(x))
+
+
+@struct.dataclass
+class PolicyParams:
+    """What `act` needs: network weights and the observation statistics (if normalising)."""
+
+    params: Any
+    obs_stats: RunningStats
+    normalize: bool = struct.field(pytree_node=False, default=False)
+
+
+def normalized_input(policy: PolicyParams, obs: Any) -> jax.Array:
+    """Flatten observations [B, ...] to [B, F], normalised when the policy normalises."""
+    x = flatten_obs(obs)
+    return policy.obs_stats.normalize(x) if policy.normalize else x
+
+
+def action_distribution(
+    action_space: Space, actor_out: Any, mask: jax.Array | None = None
+) -> Categorical | DiagGaussian:
+    """The action distribution of actor outputs (and an action mask, True = allowed)."""
+    if isinstance(action_space, Discrete):
+        return Categorical(logits=actor_out, mask=mask)
+    mean, log_std = actor_out
+    return DiagGaussian(mean=mean, log_std=log_std)

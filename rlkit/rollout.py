@@ -1,0 +1,92 @@
+"""Collecting experience: a `lax.scan` of a policy over a vectorised environment.
+
+The rollout core is the only place that steps environments for agents. It keeps the
+pre-reset next observation of every step (`next_obs`), so learners bootstrap a time-limit cut
+from the state the episode was cut in, and the action mask of every observation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from rlkit.env import action_mask
+
+__all__ = ["EnvCarry", "Transition", "reset_envs", "rollout"]
+
+
+@struct.dataclass
+class EnvCarry:
+    """The vectorised environment between steps: its state and current observation [N, ...]."""
+
+    env_state: Any
+    obs: Any
+
+
+class Transition(NamedTuple):
+    """One step of N environments; a rollout stacks these to [T, N, ...].
+
+    obs: s_t; action: a_t; reward: r_t; terminated / truncated: how the episode ended at t;
+    next_obs: s'_t, the true next observation (pre-reset when the episode ended at t);
+    action_mask: allowed actions at s_t ([N, A] bool) or None; extras: policy outputs at s_t
+    (log-probabilities, values, ...); episode: EpisodeStatistics' per-step episode records.
+    """
+
+    obs: Any
+    action: jax.Array
+    reward: jax.Array
+    terminated: jax.Array
+    truncated: jax.Array
+    next_obs: Any
+    action_mask: jax.Array | None
+    extras: dict[str, jax.Array]
+    episode: dict[str, jax.Array]
+
+
+Policy = Callable[[Any, jax.Array | None, jax.Array], tuple[jax.Array, dict[str, jax.Array]]]
+
+
+def reset_envs(env: Any, env_params: Any, key: jax.Array) -> EnvCarry:
+    """Reset a vectorised environment."""
+    obs, env_state = env.reset(key, env_params)
+    return EnvCarry(env_state=env_state, obs=obs)
+
+
+def rollout(
+    env: Any,
+    env_params: Any,
+    policy: Policy,
+    carry: EnvCarry,
+    key: jax.Array,
+    num_steps: int,
+) -> tuple[EnvCarry, Transition]:
+    """Run `policy(obs, action_mask, key) -> (action, extras)` for `num_steps` steps.
+
+    Returns the final carry and the trajectory, leaves shaped [num_steps, num_envs, ...].
+    """
+
+    def step(carry: EnvCarry, step_key: jax.Array) -> tuple[EnvCarry, Transition]:
+        policy_key, env_key = jax.random.split(step_key)
+        mask = action_mask(env, carry.env_state, env_params)
+        action, extras = policy(carry.obs, mask, policy_key)
+        obs, env_state, reward, terminated, truncated, info = env.step(
+            env_key, carry.env_state, action, env_params
+        )
+        transition = Transition(
+            obs=carry.obs,
+            action=action,
+            reward=reward.astype(jnp.float32),
+            terminated=terminated,
+            truncated=truncated,
+            next_obs=info["final_observation"],
+            action_mask=mask,
+            extras=extras,
+            episode={k: info[k] for k in ("episode_done", "episode_return", "episode_length")},
+        )
+        return EnvCarry(env_state=env_state, obs=obs), transition
+
+    return jax.lax.scan(step, carry, jax.random.split(key, num_steps))
