@@ -43,7 +43,25 @@ class RunResult:
     timing: dict[str, float] = field(default_factory=dict)
 
 
-def _chunk_program(algo: Algorithm, capacity: int) -> Callable[..., tuple[Any, dict]]:
+def over_seeds(fn: Callable, num_seeds: int, in_axes: tuple) -> Callable:
+    """`jax.vmap(fn, in_axes)` over the seed axis; with one seed, the same shapes without vmap,
+    so host environments (whose io_callbacks cannot be vmapped) train too."""
+    if num_seeds > 1:
+        return jax.vmap(fn, in_axes=in_axes)
+
+    def single(*args: Any) -> Any:
+        args = [
+            jax.tree.map(lambda x: x[0], arg) if axis == 0 else arg
+            for arg, axis in zip(args, in_axes, strict=True)
+        ]
+        return jax.tree.map(lambda x: x[None], fn(*args))
+
+    return single
+
+
+def _chunk_program(
+    algo: Algorithm, capacity: int, num_seeds: int
+) -> Callable[..., tuple[Any, dict]]:
     """A compiled program running `n <= capacity` iterations (n is a runtime argument, so the
     last, shorter chunk reuses the same compilation); metrics come back as [seeds, capacity]
     with the first n filled."""
@@ -60,7 +78,7 @@ def _chunk_program(algo: Algorithm, capacity: int) -> Callable[..., tuple[Any, d
 
         return jax.lax.fori_loop(0, n, body, (state, empty))
 
-    return jax.jit(jax.vmap(run, in_axes=(0, None)), donate_argnums=0)
+    return jax.jit(over_seeds(run, num_seeds, (0, None)), donate_argnums=0)
 
 
 def train(
@@ -91,8 +109,8 @@ def train(
 
     keys = seed_keys(seed, num_seeds)
     compile_start = time.perf_counter()
-    state = jax.jit(jax.vmap(algo.init, in_axes=(0, None)))(keys, hparams)
-    chunk = _chunk_program(algo, k).lower(state, jnp.int32(k)).compile()
+    state = jax.jit(over_seeds(algo.init, num_seeds, (0, None)))(keys, hparams)
+    chunk = _chunk_program(algo, k, num_seeds).lower(state, jnp.int32(k)).compile()
     compile_seconds = time.perf_counter() - compile_start
 
     bar = _progress_bar(num_updates * algo.steps_per_update) if progress else None
@@ -138,12 +156,14 @@ def final_evaluation(
     """Deterministic evaluation of every seed's final policy: returns/lengths [seeds, episodes]."""
     keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(seed_keys(seed, num_seeds))
 
+    episodes = getattr(algo.env, "num_envs", episodes)  # a host env evaluates on its copies
+
     def one(train_state: Any, key: jax.Array) -> dict[str, jax.Array]:
         return evaluate(
             algo.env, algo.env_params, algo.act, algo.policy_params(train_state), key, episodes
         )
 
-    return jax.device_get(jax.jit(jax.vmap(one))(state, keys))
+    return jax.device_get(jax.jit(over_seeds(one, num_seeds, (0, 0)))(state, keys))
 
 
 def _progress_bar(total_steps: int) -> Any:
