@@ -48,7 +48,7 @@ def apply_gradients(
     max_grad_norm: jax.Array | float = 0.0,
 ) -> tuple[Any, Any, jax.Array]:
     """One descent step; returns (params, opt_state, pre-clipping global gradient norm)."""
-    grad_norm = optax.global_norm(grads)
+    grad_norm = optax.tree.norm(grads)
     scale = jnp.where(max_grad_norm > 0, jnp.minimum(1.0, max_grad_norm / (grad_norm + 1e-6)), 1.0)
     grads = jax.tree.map(lambda g: g * scale, grads)
     updates, opt_state = tx.update(grads, opt_state, params)

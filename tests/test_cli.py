@@ -1,0 +1,123 @@
+"""The command line: a short training run writes its run directory; bad input is one line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from rlkit.cli import main
+
+
+def test_train_writes_config_metrics_and_summary(tmp_path, capsys) -> None:
+    args = [
+        "train",
+        "ppo",
+        "--env",
+        "CartPole-v1",
+        "--steps",
+        "4096",
+        "--seeds",
+        "2",
+        "--set",
+        "num_envs=4",
+        "--set",
+        "rollout_length=64",
+        "--runs-dir",
+        str(tmp_path),
+        "--name",
+        "short",
+        "--no-progress",
+        "--eval-episodes",
+        "4",
+    ]
+    assert main(args) == 0
+    run = tmp_path / "short"
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["algo"] == "ppo" and config["env"] == "CartPole-v1" and config["seeds"] == 2
+    assert config["config"]["rollout_length"] == 64 and config["versions"]["jax"] == "0.9.2"
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    # 4096 steps / (4 envs x 64 steps) = 16 iterations, one row per iteration and seed.
+    assert len(rows) == 16 * 2
+    assert {r["seed"] for r in rows} == {0, 1}
+    assert rows[-1]["iteration"] == 15 and rows[-1]["env_steps"] == 4096
+    assert {"episode_return", "policy_loss", "value_loss", "entropy"} <= set(rows[0])
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["env_steps_per_seed"] == 4096
+    assert len(summary["evaluation"]["per_seed_mean_return"]) == 2
+    assert summary["steps_per_second"] > 0 and summary["compile_seconds"] > 0
+
+    # Rerunning from the written config gives the same metrics (same seed, CPU).
+    assert (
+        main(
+            [
+                "train",
+                "ppo",
+                "--config",
+                str(run / "config.yaml"),
+                "--runs-dir",
+                str(tmp_path),
+                "--name",
+                "again",
+                "--no-progress",
+                "--eval-episodes",
+                "4",
+            ]
+        )
+        == 0
+    )
+    again = [
+        json.loads(line) for line in (tmp_path / "again" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert again == rows
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "ppq", "--env", "CartPole-v1"], "unknown algorithm 'ppq'"),
+        (["train", "ppo", "--env", "CartPoles-v1"], "unknown environment 'CartPoles-v1'"),
+        (["train", "ppo", "--env", "CartPole-v1", "--set", "gama=0.9"], "unknown hyperparameter"),
+        (["train", "ppo", "--env", "CartPole-v1", "--set", "gamma=2"], "gamma must be in [0, 1]"),
+        (["train", "ppo", "--env", "CartPole-v1", "--seeds", "0"], "--seeds must be >= 1"),
+        (["train", "ppo", "--env", "CartPole-v1", "--preset", "nope"], "unknown preset 'nope'"),
+        (
+            ["train", "ppo", "--env", "CartPole-v1", "--config", "/nonexistent.yaml"],
+            "cannot read config file",
+        ),
+        (["train", "ppo", "--env", "BalanceBall-v0", "--env-set", "gravty=3"], "no parameter"),
+        (["train", "ppo"], "--env is required"),
+        (["fly"], "invalid choice"),
+    ],
+)
+def test_bad_input_gets_one_line_and_exit_2(args, message, capsys) -> None:
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("rlkit: error:") and message in err[0]
+
+
+def test_console_script_reports_bad_input_without_a_traceback() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlkit.cli", "train", "ppo", "--env", "Nope-v0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == (
+        "rlkit: error: unknown environment 'Nope-v0'; `rlkit envs` lists them"
+    )
+
+
+def test_algos_lists_every_algorithm(capsys) -> None:
+    assert main(["algos"]) == 0
+    out = capsys.readouterr().out
+    for name in ("reinforce", "a2c", "ppo", "dqn", "sac"):
+        assert name in out
+    assert main(["algos", "ppo"]) == 0
+    out = capsys.readouterr().out
+    assert "* learning_rate" in out and "mlagents/3DBall" in out
