@@ -81,6 +81,26 @@ def _chunk_program(
     return jax.jit(over_seeds(run, num_seeds, (0, None)), donate_argnums=0)
 
 
+_COMPILED: dict[tuple, Any] = {}
+_COMPILED_MAX = 16
+
+
+def _compiled(key: tuple, build: Callable[[], Any]) -> Any:
+    """Compiled programs of this process, keyed by the algorithm's functions and the argument
+    shapes, so training the same algorithm again (tests, sweeps of traced hparams) does not
+    compile again. Bounded: the oldest entry goes first."""
+    if key not in _COMPILED:
+        if len(_COMPILED) >= _COMPILED_MAX:
+            _COMPILED.pop(next(iter(_COMPILED)))
+        _COMPILED[key] = build()
+    return _COMPILED[key]
+
+
+def _signature(tree: Any) -> tuple:
+    leaves, treedef = jax.tree.flatten(tree)
+    return (treedef, tuple((jnp.shape(x), jnp.result_type(x)) for x in leaves))
+
+
 def train(
     algo: Algorithm,
     *,
@@ -109,8 +129,15 @@ def train(
 
     keys = seed_keys(seed, num_seeds)
     compile_start = time.perf_counter()
-    state = jax.jit(over_seeds(algo.init, num_seeds, (0, None)))(keys, hparams)
-    chunk = _chunk_program(algo, k, num_seeds).lower(state, jnp.int32(k)).compile()
+    init = _compiled(
+        ("init", algo.init, num_seeds, _signature(hparams)),
+        lambda: jax.jit(over_seeds(algo.init, num_seeds, (0, None))).lower(keys, hparams).compile(),
+    )
+    state = init(keys, hparams)
+    chunk = _compiled(
+        ("chunk", algo.update, k, num_seeds, _signature(state)),
+        lambda: _chunk_program(algo, k, num_seeds).lower(state, jnp.int32(k)).compile(),
+    )
     compile_seconds = time.perf_counter() - compile_start
 
     bar = _progress_bar(num_updates * algo.steps_per_update) if progress else None
@@ -163,7 +190,11 @@ def final_evaluation(
             algo.env, algo.env_params, algo.act, algo.policy_params(train_state), key, episodes
         )
 
-    return jax.device_get(jax.jit(over_seeds(one, num_seeds, (0, 0)))(state, keys))
+    program = _compiled(
+        ("evaluate", algo.act, algo.policy_params, episodes, num_seeds, _signature(state)),
+        lambda: jax.jit(over_seeds(one, num_seeds, (0, 0))).lower(state, keys).compile(),
+    )
+    return jax.device_get(program(state, keys))
 
 
 def _progress_bar(total_steps: int) -> Any:
