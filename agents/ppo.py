@@ -21,17 +21,13 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from flax import struct
 
 from rlkit.algorithm import Algorithm
 from rlkit.config import hp, hparams_of, validate
-from rlkit.networks import flatten_obs
-from rlkit.normalization import RunningStats
-from rlkit.onpolicy import collect, flatten_batch
+from rlkit.onpolicy import OnPolicyState, collect, flatten_batch, init_state, policy_params
 from rlkit.optim import OPTIMISERS, apply_gradients, make_optimiser
-from rlkit.policies import ActorCritic, PolicyParams, action_distribution, normalized_input
+from rlkit.policies import ActorCritic, PolicyParams, action_distribution, make_act
 from rlkit.returns import gae
-from rlkit.rollout import EnvCarry, reset_envs
 from rlkit.wrappers import as_vector_env, episode_metrics
 
 __all__ = ["PRESETS", "Config", "TrainState", "make"]
@@ -140,6 +136,19 @@ PRESETS: dict[str, dict[str, Any]] = {
         hidden=(128, 128),
         total_steps=500_000,
     ),
+    # rejax 0.1.3 configs/gymnax/cartpole.yaml (the benchmark's reference settings).
+    "rejax/CartPole": {
+        "num_envs": 5,
+        "rollout_length": 100,
+        "num_epochs": 5,
+        "num_minibatches": 5,
+        "learning_rate": 7.5e-4,
+        "anneal_lr": False,
+        "max_grad_norm": 0.5,
+        "ent_coef": 0.01,
+        "hidden": (64, 64),
+        "activation": "tanh",
+    },
     # GridWorld: buffer 256, batch 32, beta 5e-3, lambd .95, gamma .9, 1x128, no normalize.
     "mlagents/GridWorld": _mlagents(
         num_envs=8,
@@ -154,17 +163,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-@struct.dataclass
-class TrainState:
-    """Everything PPO carries between iterations (leaves gain a seed axis under vmap)."""
-
-    params: Any
-    opt_state: Any
-    obs_stats: RunningStats
-    env: EnvCarry
-    key: jax.Array
-    step: jax.Array  # iterations done
-    hparams: dict[str, jax.Array]
+# PPO carries what every on-policy agent carries (rlkit.onpolicy).
+TrainState = OnPolicyState
 
 
 def make(config: Config, env: Any, env_params: Any) -> Algorithm:
@@ -180,35 +180,10 @@ def make(config: Config, env: Any, env_params: Any) -> Algorithm:
     num_updates = config.total_steps // batch_size
 
     def policy_of(state: TrainState) -> PolicyParams:
-        return PolicyParams(state.params, state.obs_stats, config.normalize_obs)
-
-    def act(
-        policy: PolicyParams,
-        obs: Any,
-        key: jax.Array,
-        deterministic: bool = False,
-        action_mask: jax.Array | None = None,
-    ) -> jax.Array:
-        x = normalized_input(policy, obs)
-        dist = action_distribution(
-            action_space, network.apply(policy.params, x, method="actor"), action_mask
-        )
-        return dist.mode() if deterministic else dist.sample(key)
+        return policy_params(state, config.normalize_obs)
 
     def init(key: jax.Array, hparams: dict[str, jax.Array]) -> TrainState:
-        net_key, env_key, key = jax.random.split(key, 3)
-        carry = reset_envs(venv, env_params, env_key)
-        x = flatten_obs(carry.obs)
-        params = network.init(net_key, x)
-        return TrainState(
-            params=params,
-            opt_state=tx.init(params),
-            obs_stats=RunningStats.create(x.shape[1:]),
-            env=carry,
-            key=key,
-            step=jnp.zeros((), jnp.int32),
-            hparams=hparams,
-        )
+        return init_state(key, hparams, venv, env_params, network, tx)
 
     def loss_fn(params: Any, batch: dict[str, Any], coefs: dict[str, jax.Array]) -> tuple:
         actor_out, values = network.apply(params, batch["x"])
@@ -311,7 +286,7 @@ def make(config: Config, env: Any, env_params: Any) -> Algorithm:
     return Algorithm(
         init=init,
         update=update,
-        act=act,
+        act=make_act(network),
         policy_params=policy_of,
         hparams=hparams_of(config),
         steps_per_update=batch_size,

@@ -1,5 +1,6 @@
-"""What the on-policy agents (REINFORCE, A2C, PPO) share: acting with the actor-critic and
-collecting a rollout whose every step carries V(s_t) and V(s'_t)."""
+"""What the on-policy agents (REINFORCE, A2C, PPO) share: their TrainState and its
+initialisation, acting with the actor-critic and collecting a rollout whose every step carries
+V(s_t) and V(s'_t)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,68 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import optax
+from flax import struct
 
 from rlkit.networks import flatten_obs
+from rlkit.normalization import RunningStats
 from rlkit.policies import ActorCritic, PolicyParams, action_distribution, normalized_input
-from rlkit.rollout import EnvCarry, Transition, rollout
+from rlkit.rollout import EnvCarry, Transition, reset_envs, rollout
 
-__all__ = ["collect", "flatten_batch", "merge_time_env"]
+__all__ = [
+    "OnPolicyState",
+    "collect",
+    "flatten_batch",
+    "init_state",
+    "merge_time_env",
+    "policy_params",
+]
+
+
+@struct.dataclass
+class OnPolicyState:
+    """Everything an on-policy agent carries between iterations (leaves gain a seed axis under
+    vmap): actor-critic weights, optimiser state, running observation statistics (read only when
+    the policy normalises), the vectorised environment, the PRNG key, the number of iterations
+    done and the traced hyperparameters."""
+
+    params: Any
+    opt_state: Any
+    obs_stats: RunningStats
+    env: EnvCarry
+    key: jax.Array
+    step: jax.Array  # iterations done
+    hparams: dict[str, jax.Array]
+
+
+def init_state(
+    key: jax.Array,
+    hparams: dict[str, jax.Array],
+    venv: Any,
+    env_params: Any,
+    network: ActorCritic,
+    tx: optax.GradientTransformation,
+) -> OnPolicyState:
+    """Fresh weights (initialised on the first observations [N, F]), optimiser state, identity
+    observation statistics and reset environments; the key is split (network, env, carried)."""
+    net_key, env_key, key = jax.random.split(key, 3)
+    carry = reset_envs(venv, env_params, env_key)
+    x = flatten_obs(carry.obs)
+    params = network.init(net_key, x)
+    return OnPolicyState(
+        params=params,
+        opt_state=tx.init(params),
+        obs_stats=RunningStats.create(x.shape[1:]),
+        env=carry,
+        key=key,
+        step=jnp.zeros((), jnp.int32),
+        hparams=hparams,
+    )
+
+
+def policy_params(state: OnPolicyState, normalize_obs: bool) -> PolicyParams:
+    """What `act` needs from a state: the weights and, when normalising, the statistics."""
+    return PolicyParams(state.params, state.obs_stats, normalize_obs)
 
 
 def merge_time_env(v: jax.Array) -> jax.Array:

@@ -27,7 +27,8 @@ def make_optimiser(
     """The update direction of an optimiser, without its learning rate.
 
     adam: Adam's scaled moments (eps as in the reference: 1e-5 for PPO/A2C in CleanRL/SB3).
-    rmsprop: TF-style RMSprop (eps inside the square root, as SB3's RMSpropTFLike), decay 0.99.
+    rmsprop: RMSprop, decay 0.99, eps inside the square root as in TF (the squared-gradient
+        average starts at 0, so it is not exactly SB3's RMSpropTFLike, which starts it at 1).
     sgd: the gradient itself.
     """
     if name == "adam":

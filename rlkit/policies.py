@@ -9,7 +9,8 @@ evaluation and export see the same inputs as training.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -22,7 +23,7 @@ from rlkit.networks import MLP, CategoricalHead, GaussianHead, ValueHead, flatte
 from rlkit.normalization import RunningStats
 from rlkit.spaces import Box, Discrete, Space
 
-__all__ = ["ActorCritic", "PolicyParams", "action_distribution", "normalized_input"]
+__all__ = ["ActorCritic", "PolicyParams", "action_distribution", "make_act", "normalized_input"]
 
 
 class ActorCritic(nn.Module):
@@ -41,7 +42,7 @@ class ActorCritic(nn.Module):
         if isinstance(self.action_space, Discrete):
             self.actor_head = CategoricalHead(int(self.action_space.n))
         elif isinstance(self.action_space, Box):
-            self.actor_head = GaussianHead(int(jnp.prod(jnp.asarray(self.action_space.shape))))
+            self.actor_head = GaussianHead(math.prod(self.action_space.shape))
         else:
             raise TypeError(f"unsupported action space {type(self.action_space).__name__}")
         if self.use_critic:
@@ -83,3 +84,25 @@ def action_distribution(
         return Categorical(logits=actor_out, mask=mask)
     mean, log_std = actor_out
     return DiagGaussian(mean=mean, log_std=log_std)
+
+
+def make_act(network: ActorCritic) -> Callable[..., jax.Array]:
+    """The Algorithm's `act` for an actor-critic network.
+
+    act(policy, obs [B, ...], key, deterministic=False, action_mask=None) -> actions [B, ...]:
+    a sample of the actor's distribution, or its mode when `deterministic`.
+    """
+
+    def act(
+        policy: PolicyParams,
+        obs: Any,
+        key: jax.Array,
+        deterministic: bool = False,
+        action_mask: jax.Array | None = None,
+    ) -> jax.Array:
+        x = normalized_input(policy, obs)
+        actor_out = network.apply(policy.params, x, method="actor")
+        dist = action_distribution(network.action_space, actor_out, action_mask)
+        return dist.mode() if deterministic else dist.sample(key)
+
+    return act
