@@ -11,11 +11,16 @@ Prints compile seconds, steps/s (summed over seeds) and the final deterministic 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
-import envs
-from agents import ppo
-from rlkit.config import config_from_dict
-from rlkit.runner import train
+# benchmarks/envs.py would shadow rlkit's `envs` package when this script runs as a file.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import envs  # noqa: E402
+from agents import ppo  # noqa: E402
+from rlkit.config import config_from_dict  # noqa: E402
+from rlkit.runner import train  # noqa: E402
 
 
 def main() -> None:

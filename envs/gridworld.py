@@ -141,9 +141,8 @@ class GridWorld(Environment):
         g = params.grid_size
         key_cells, key_goal = jax.random.split(key)
         num_goals = params.num_plus_goals + params.num_ex_goals
-        # The first num_goals + 1 entries of a uniform permutation are a uniform draw of
-        # distinct cells (ML-Agents fills a HashSet with uniform draws until it has enough).
-        cells = jax.random.permutation(key_cells, g * g)[: num_goals + 1].astype(jnp.int32)
+        # ML-Agents fills a HashSet with uniform draws until it has enough distinct cells.
+        cells = distinct_integers(key_cells, g * g, num_goals + 1)
         xz = jnp.stack([cells // g, cells % g], axis=-1)
         state = EnvState(
             agent=xz[num_goals],
@@ -217,6 +216,23 @@ def _check_params(params: EnvParams) -> None:
             f"{needed} distinct cells (goals + agent) do not fit on a "
             f"{params.grid_size}x{params.grid_size} grid"
         )
+
+
+def distinct_integers(key: jax.Array, n: int, k: int) -> jax.Array:
+    """k distinct integers drawn uniformly without replacement from [0, n): int32[k].
+
+    Draw i is uniform over the n - i values not yet taken: a uniform r in [0, n - i) is mapped
+    to the r-th untaken value by stepping past the taken ones in increasing order. Cheaper than
+    a permutation of all n values (a sort) when k is small, as it is here (3 of 25).
+    """
+    draws = jax.random.randint(key, (k,), 0, n - jnp.arange(k), dtype=jnp.int32)
+    taken: list[jax.Array] = []
+    for i in range(k):
+        value = draws[i]
+        for t in jnp.sort(jnp.stack(taken)) if taken else ():
+            value = value + (value >= t)
+        taken.append(value)
+    return jnp.stack(taken)
 
 
 def render_planes(state: EnvState, params: EnvParams) -> jax.Array:
