@@ -150,6 +150,6 @@ def test_ppo_balance_ball_reaches_95_within_500k_agent_steps() -> None:
 def test_ppo_gridworld_reaches_0_8_within_500k_steps() -> None:
     # ML-Agents' GridWorld benchmark mean reward is 0.8 (the optimum is about 0.976).
     env, params = envs.make("GridWorld-v0")
-    config = config_from_dict(ppo.Config, ppo.PRESETS["mlagents/GridWorld"])
+    config = config_from_dict(ppo.Config, ppo.PRESETS["rlkit/GridWorld"])
     result = train(ppo.make(config, env, params), num_seeds=4, eval_episodes=64)
     assert result.evaluation["returns"].mean() >= 0.8
