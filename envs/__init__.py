@@ -49,7 +49,7 @@ def list_envs() -> list[str]:
 
 
 def make(name: str, **overrides: Any) -> tuple[Any, Any]:
-    """Build an environment by name; returns (env, params). Raises ValueError on unknown names/keys."""
+    """Build an environment by name: (env, params). ValueError on an unknown name or key."""
     names = list_envs()
     if name not in names:
         close = difflib.get_close_matches(name, names, n=1)

@@ -14,6 +14,7 @@ Every agent's `Config` is a frozen dataclass built from `hp(...)` fields:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import types
@@ -165,11 +166,9 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     except yaml.YAMLError as error:
         raise ValueError(f"cannot parse the value of {key}: {raw!r}") from error
     if isinstance(value, str):
-        # YAML reads 3e-4 as a string (no dot); accept it as a number.
-        try:
+        # YAML 1.1 reads 3e-4 (no dot) as a string; accept it as a number.
+        with contextlib.suppress(ValueError):
             value = float(value)
-        except ValueError:
-            pass
     return key, value
 
 
