@@ -255,6 +255,7 @@ def make(config: Config, env: Any, env_params: Any) -> Algorithm:
         }
         lr = h["learning_rate"] * (frac if config.anneal_lr else 1.0)
         batch = flatten_batch(traj, policy, advantage=advantages, target=targets)
+        raw_x = batch.pop("raw_x")  # only for the observation statistics, not shuffled
 
         def minibatch_step(carry: tuple, minibatch: dict) -> tuple:
             params, opt_state = carry
@@ -278,7 +279,7 @@ def make(config: Config, env: Any, env_params: Any) -> Algorithm:
 
         obs_stats = state.obs_stats
         if config.normalize_obs:
-            obs_stats = obs_stats.update(batch["raw_x"])
+            obs_stats = obs_stats.update(raw_x)
         metrics = {
             **jax.tree.map(jnp.mean, stats),
             **episode_metrics(traj.episode),
