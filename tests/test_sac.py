@@ -1,0 +1,406 @@
+"""Tests for agents/sac.py.
+
+- The loss math (pure functions of Q-values, log-probabilities and probabilities) against
+  numbers computed by hand, continuous and discrete, including masked actions.
+- Replay items: a truncated step keeps its pre-reset next observation and bootstraps; a
+  terminated one does not.
+- The actor: log-std clipped to [-20, 2], actions scaled affinely onto the Box bounds, action
+  masks honoured; `init` fills the buffer with uniform random actions (learning_starts).
+- Config: ML-Agents' steps_per_update maps onto gradient steps per iteration; presets build.
+- Probe environments with known values (Q = 1 for a constant reward, best continuous action
+  0.5, best discrete action 1, Q = 1 / (1 - gamma) when episodes only ever end by truncation).
+- Learning (@pytest.mark.learning): Pendulum-v1 and BalanceBall-v0, mean over 4 seeds.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import envs
+from agents import sac
+from envs.probes import ActionDependentReward, ConstantReward
+from rlkit.rollout import Transition
+from rlkit.runner import seed_keys, train
+from rlkit.spaces import Box
+
+# -------------------------------------------------------------------------------------------
+# Loss math
+# -------------------------------------------------------------------------------------------
+
+
+def test_soft_q_target_bootstraps_unless_terminated():
+    # y = r + gamma (1 - terminated) V(s'); gamma = 0.9
+    reward = jnp.array([1.0, 0.5, -1.0])
+    terminated = jnp.array([False, True, False])
+    next_value = jnp.array([2.0, 3.0, 4.0])
+    y = sac.soft_q_target(reward, terminated, next_value, 0.9)
+    np.testing.assert_allclose(y, [1.0 + 0.9 * 2.0, 0.5, -1.0 + 0.9 * 4.0], rtol=1e-6)
+
+
+def test_sampled_soft_value_subtracts_alpha_log_prob():
+    # V = min Q - alpha log pi = [1 - 0.2 * (-1), 2 - 0.2 * 0.5]
+    value = sac.sampled_soft_value(jnp.array([1.0, 2.0]), jnp.array([-1.0, 0.5]), 0.2)
+    np.testing.assert_allclose(value, [1.2, 1.9], rtol=1e-6)
+
+
+def test_expected_soft_value_ignores_masked_actions():
+    # pi = [.5, .5, 0] (third action masked, huge Q, log-prob of a masked logit)
+    # V = .5 (1 - .1 log .5) + .5 (3 - .1 log .5) = 2 - .1 log .5
+    probs = jnp.array([[0.5, 0.5, 0.0]])
+    log_probs = jnp.array([[math.log(0.5), math.log(0.5), -1.7e38]])
+    q = jnp.array([[1.0, 3.0, 100.0]])
+    value = sac.expected_soft_value(probs, log_probs, q, 0.1)
+    np.testing.assert_allclose(value, [2.0 - 0.1 * math.log(0.5)], rtol=1e-6)
+    # A large temperature makes alpha * (masked log-prob) overflow; no NaN may reach the grads.
+    grads = jax.grad(lambda lp: sac.expected_soft_value(probs, lp, q, 1e3).sum())(log_probs)
+    assert np.all(np.isfinite(grads))
+    np.testing.assert_allclose(grads, [[-500.0, -500.0, 0.0]])
+
+
+def test_critic_loss_sums_critics_and_averages_batch():
+    # Q1 = [1, 2], Q2 = [0, 4], y = [2, 2]: 0.5 * (mean(1, 0) + mean(4, 4)) = 2.25
+    q = jnp.array([[1.0, 2.0], [0.0, 4.0]])
+    assert float(sac.critic_loss(q, jnp.array([2.0, 2.0]))) == pytest.approx(2.25)
+
+
+def test_sampled_actor_loss():
+    # mean(alpha log pi - Q) = mean(.5 * -1 - 2, .5 * 1 - 0) = mean(-2.5, .5) = -1
+    loss = sac.sampled_actor_loss(jnp.array([-1.0, 1.0]), jnp.array([2.0, 0.0]), 0.5)
+    assert float(loss) == pytest.approx(-1.0)
+
+
+def test_expected_actor_loss():
+    # state 1: pi = [.25, .75], Q = [0, 1], alpha .5:
+    #   .25 (.5 log .25 - 0) + .75 (.5 log .75 - 1)
+    # state 2: pi = [1, 0] (second masked), Q = [2, 9]: 1 * (.5 log 1 - 2) = -2
+    probs = jnp.array([[0.25, 0.75], [1.0, 0.0]])
+    log_probs = jnp.array([[math.log(0.25), math.log(0.75)], [0.0, -1.7e38]])
+    q = jnp.array([[0.0, 1.0], [2.0, 9.0]])
+    first = 0.25 * 0.5 * math.log(0.25) + 0.75 * (0.5 * math.log(0.75) - 1.0)
+    expected = (first - 2.0) / 2
+    loss = sac.expected_actor_loss(probs, log_probs, q, 0.5)
+    assert float(loss) == pytest.approx(expected, rel=1e-6)
+
+
+def test_temperature_loss_value_and_gradient():
+    # log(alpha) * mean(H - H_target) with alpha = .5, H = [1, 2], H_target = -1:
+    # value log(.5) * 2.5; d/dlog(alpha) = 2.5 > 0, so gradient descent lowers alpha while the
+    # entropy is above the target; no gradient reaches the entropy.
+    log_alpha = jnp.log(0.5)
+    entropy = jnp.array([1.0, 2.0])
+    value = sac.temperature_loss(log_alpha, entropy, -1.0)
+    assert float(value) == pytest.approx(math.log(0.5) * 2.5, rel=1e-6)
+    d_alpha, d_entropy = jax.grad(sac.temperature_loss, argnums=(0, 1))(log_alpha, entropy, -1.0)
+    assert float(d_alpha) == pytest.approx(2.5)
+    np.testing.assert_array_equal(d_entropy, [0.0, 0.0])
+    # below the target the gradient is negative: alpha rises
+    assert float(jax.grad(sac.temperature_loss)(log_alpha, entropy, 3.0)) == pytest.approx(-1.5)
+
+
+def test_temperature_loss_with_the_exact_discrete_entropy():
+    # pi = [.5, .25, .25]: H = 1.5 log 2; ML-Agents' target 0.2 log 3. A masked action (third
+    # of [.5, .5, 0]) adds nothing: H = log 2.
+    from rlkit.distributions import Categorical
+
+    logits = jnp.log(jnp.array([[0.5, 0.25, 0.25], [0.5, 0.5, 0.5]]))
+    mask = jnp.array([[True, True, True], [True, True, False]])
+    entropy = Categorical(logits, mask).entropy()
+    np.testing.assert_allclose(entropy, [1.5 * math.log(2), math.log(2)], rtol=1e-6)
+    target = 0.2 * math.log(3)
+    value = sac.temperature_loss(jnp.log(2.0), entropy, target)
+    expected = math.log(2.0) * ((1.5 * math.log(2) + math.log(2)) / 2 - target)
+    assert float(value) == pytest.approx(expected, rel=1e-6)
+
+
+# -------------------------------------------------------------------------------------------
+# Replay items: termination vs truncation
+# -------------------------------------------------------------------------------------------
+
+
+def _two_step_trajectory() -> Transition:
+    """T = 2 steps of N = 2 copies. Copy 0 is truncated at t = 0, copy 1 terminated at t = 0.
+
+    obs[t, n] = 10 t + n; next_obs[t, n] = 100 + 10 t + n (pre-reset where an episode ended).
+    """
+    t, n = np.meshgrid(np.arange(2), np.arange(2), indexing="ij")
+    obs = (10 * t + n).astype(np.float32)[..., None]
+    mask = np.array(
+        [[[True, False, True], [True, True, False]], [[False, True, True], [True, True, True]]]
+    )
+    return Transition(
+        obs=jnp.asarray(obs),
+        action=jnp.array([[0, 1], [2, 0]]),
+        reward=jnp.array([[1.0, -1.0], [0.5, 2.0]]),
+        terminated=jnp.array([[False, True], [False, False]]),
+        truncated=jnp.array([[True, False], [False, False]]),
+        next_obs=jnp.asarray(obs + 100.0),
+        action_mask=jnp.asarray(mask),
+        extras={},
+        episode={},
+    )
+
+
+def test_replay_items_keep_pre_reset_next_obs_and_separate_termination():
+    traj = _two_step_trajectory()
+    final_mask = jnp.array([[False, False, True], [True, False, True]])
+    items = sac.replay_items(traj, final_mask, None)
+    np.testing.assert_array_equal(items["next_obs"][..., 0], [[100, 101], [110, 111]])
+    # only termination is stored as terminal; the truncated step (copy 0, t = 0) bootstraps
+    np.testing.assert_array_equal(items["terminated"], [[False, True], [False, False]])
+    y = sac.soft_q_target(items["reward"], items["terminated"], jnp.full((2, 2), 5.0), 0.5)
+    np.testing.assert_allclose(y, [[1.0 + 2.5, -1.0], [0.5 + 2.5, 2.0 + 2.5]])
+    # masks: of s, and of s' (the next step's, the final one for the last step, all allowed
+    # where the episode ended and s' is not the next row's observation)
+    np.testing.assert_array_equal(items["mask"], traj.action_mask)
+    np.testing.assert_array_equal(items["next_mask"][0], np.ones((2, 3), bool))
+    np.testing.assert_array_equal(items["next_mask"][1], final_mask)
+
+
+def test_replay_items_store_continuous_actions_in_unit_box():
+    traj = _two_step_trajectory()._replace(
+        action=jnp.array([[[0.0], [4.0]], [[2.0], [1.0]]]), action_mask=None
+    )
+    items = sac.replay_items(traj, None, lambda a: a / 2.0 - 1.0)  # Box [0, 4] -> [-1, 1]
+    np.testing.assert_allclose(items["action"][..., 0], [[-1.0, 1.0], [0.0, -0.5]])
+    assert "mask" not in items and "next_mask" not in items
+
+
+# -------------------------------------------------------------------------------------------
+# Actor: log-std clip and action scaling
+# -------------------------------------------------------------------------------------------
+
+
+class _OffsetBoxProbe(ConstantReward):
+    """ConstantReward with a 2-d Box of unequal bounds [0, 1] x [-3, 5]."""
+
+    def __init__(self):
+        super().__init__(continuous=True)
+
+    def action_space(self, params):
+        return Box(jnp.array([0.0, -3.0]), jnp.array([1.0, 5.0]), (2,), jnp.float32)
+
+
+def _with_head_bias(actor_params, bias):
+    """Actor params whose output layer is all bias: (mean, log_std) = bias for every input."""
+    params = jax.tree.map(lambda v: v, actor_params)
+    head = params["params"]["Dense_0"]
+    head["kernel"] = jnp.zeros_like(head["kernel"])
+    head["bias"] = jnp.asarray(bias, jnp.float32)
+    return params
+
+
+def test_actor_log_std_is_clipped():
+    config = sac.Config(hidden=(8,))
+    actor, _ = sac.build_networks(config, Box(-1.0, 1.0, (2,), jnp.float32))
+    params = actor.init(jax.random.PRNGKey(0), jnp.zeros((1, 3)))
+    for raw, clipped in [(50.0, sac.LOG_STD_MAX), (-50.0, sac.LOG_STD_MIN), (0.5, 0.5)]:
+        mean, log_std = jax.jit(actor.apply)(
+            _with_head_bias(params, [0.3, 0.3, raw, raw]), jnp.ones((4, 3))
+        )
+        np.testing.assert_allclose(log_std, clipped)
+        np.testing.assert_allclose(mean, 0.3)
+    assert (sac.LOG_STD_MIN, sac.LOG_STD_MAX) == (-20.0, 2.0)
+
+
+def test_actions_are_scaled_onto_the_box():
+    env = _OffsetBoxProbe()
+    config = sac.Config(hidden=(8,), total_steps=10, learning_starts=0)
+    algo = sac.make(config, env, env.default_params)
+    state = jax.jit(algo.init)(jax.random.PRNGKey(0), algo.hparams)
+    policy = algo.policy_params(state)
+    act = jax.jit(algo.act, static_argnums=3)
+    obs = jnp.zeros((3, 1))
+    key = jax.random.PRNGKey(1)
+
+    def action(mean, log_std=-20.0, deterministic=True):
+        bias = [mean, mean, log_std, log_std]
+        p = policy.replace(params=_with_head_bias(policy.params, bias))
+        return np.asarray(act(p, obs, key, deterministic))
+
+    np.testing.assert_allclose(action(0.0), [[0.5, 1.0]] * 3, atol=1e-6)  # the midpoint
+    np.testing.assert_allclose(action(20.0), [[1.0, 5.0]] * 3, atol=1e-5)  # tanh -> 1: high
+    np.testing.assert_allclose(action(-20.0), [[0.0, -3.0]] * 3, atol=1e-5)  # low
+    # tanh(0.5) of the way from the midpoint to the high bound
+    np.testing.assert_allclose(
+        action(0.5), [[0.5 + 0.5 * math.tanh(0.5), 1 + 4 * math.tanh(0.5)]] * 3, rtol=1e-5
+    )
+    # stochastic actions stay inside the bounds even with the widest distribution
+    wide = action(0.0, log_std=2.0, deterministic=False)
+    assert np.all(wide >= [0.0, -3.0]) and np.all(wide <= [1.0, 5.0])
+
+
+def test_init_fills_the_buffer_with_uniform_random_actions():
+    # learning_starts 64 over 4 copies: 16 random steps per copy in init; 100 - 64 = 36 steps
+    # are left for 9 iterations of 4.
+    env = _OffsetBoxProbe()
+    config = sac.Config(hidden=(8,), num_envs=4, learning_starts=64, total_steps=100)
+    algo = sac.make(config, env, env.default_params)
+    assert algo.num_updates == 9 and algo.steps_per_update == 4
+    state = jax.jit(algo.init)(jax.random.PRNGKey(0), algo.hparams)
+    assert int(state.replay.num_rows) == 16
+    stored = np.asarray(state.replay.storage["action"][:16]).reshape(-1, 2)  # in [-1, 1]^2
+    assert np.all(np.abs(stored) <= 1.0)
+    # 64 uniform draws per dimension: mean near 0 (std 0.07), both ends of the box visited
+    assert np.all(np.abs(stored.mean(axis=0)) < 0.25)
+    assert np.all(stored.min(axis=0) < -0.8) and np.all(stored.max(axis=0) > 0.8)
+
+
+def test_discrete_actions_honour_the_mask():
+    env = ActionDependentReward()  # Discrete(2)
+    config = sac.Config(hidden=(8,), total_steps=10, learning_starts=0)
+    algo = sac.make(config, env, env.default_params)
+    state = jax.jit(algo.init)(jax.random.PRNGKey(0), algo.hparams)
+    policy = algo.policy_params(state)
+    act = jax.jit(algo.act, static_argnums=3)
+    policy = policy.replace(params=_with_head_bias(policy.params, [0.0, 5.0]))  # prefers 1
+    obs = jnp.zeros((64, 1))
+    only_first = jnp.tile(jnp.array([[True, False]]), (64, 1))
+    key = jax.random.PRNGKey(1)
+    np.testing.assert_array_equal(act(policy, obs, key, True), 1)
+    np.testing.assert_array_equal(act(policy, obs, key, True, only_first), 0)
+    np.testing.assert_array_equal(act(policy, obs, key, False, only_first), 0)
+
+
+# -------------------------------------------------------------------------------------------
+# Config
+# -------------------------------------------------------------------------------------------
+
+
+def test_steps_per_update_sets_gradient_steps_per_iteration():
+    # ML-Agents 3DBall: 12 agents, steps_per_update 10. 5 steps per copy = 60 agent steps
+    # per iteration -> 6 gradient steps.
+    config = sac.Config(num_envs=12, train_freq=5, steps_per_update=10.0)
+    assert config.updates_per_iteration == 6
+    assert sac.Config(gradient_steps=3).updates_per_iteration == 3
+    with pytest.raises(ValueError, match="steps_per_update"):
+        sac.Config(num_envs=12, train_freq=1, steps_per_update=10.0)  # 1.2 gradient steps
+    with pytest.raises(ValueError, match="buffer_size"):
+        sac.Config(num_envs=8, buffer_size=4)
+    with pytest.raises(ValueError, match="tau"):
+        sac.Config(tau=1.5)
+
+
+@pytest.mark.parametrize("name", sorted(sac.PRESETS))
+def test_presets_are_valid_configs(name):
+    config = sac.Config(**sac.PRESETS[name])
+    if name.startswith("mlagents/"):
+        # every ML-Agents SAC config uses steps_per_update 10
+        per_iteration = config.num_envs * config.train_freq
+        assert per_iteration / config.updates_per_iteration == pytest.approx(10.0)
+
+
+# -------------------------------------------------------------------------------------------
+# Probe environments
+# -------------------------------------------------------------------------------------------
+
+
+class _EndlessConstantReward(ConstantReward):
+    """Reward 1 every step, never terminated: every episode ends by truncation at 10 steps."""
+
+    def reward_and_end(self, state, action):
+        return jnp.ones(()), jnp.bool_(False), state.obs
+
+
+PROBE = dict(
+    num_envs=4,
+    gradient_steps=4,  # one gradient step per environment step, as SB3's default
+    learning_starts=200,
+    buffer_size=4_000,
+    batch_size=64,
+    learning_rate=3e-3,
+    hidden=(32, 32),
+)
+
+
+def _train(config: sac.Config, env, num_seeds: int = 2):
+    """Final TrainState of `num_seeds` seeds (one compiled program: init and every update)."""
+    algo = sac.make(config, env, env.default_params)
+
+    def run(key):
+        state = algo.init(key, algo.hparams)
+        return jax.lax.fori_loop(0, algo.num_updates, lambda _, s: algo.update(s)[0], state)
+
+    return algo, jax.jit(jax.vmap(run))(seed_keys(0, num_seeds))
+
+
+def _q_values(config, env, critic_params, obs, action=None):
+    """Q of both critics for every seed: [seeds, 2, B] (continuous) or [seeds, 2, B, n]."""
+    _, critic = sac.build_networks(config, env.action_space(env.default_params))
+    if action is None:
+        return jax.vmap(lambda p: critic.apply(p, obs))(critic_params)
+    return jax.vmap(lambda p: critic.apply(p, obs, action))(critic_params)
+
+
+def test_probe_continuous_best_action_and_its_value():
+    # reward 1 - 4 (a - 0.5)^2 in one step: best action 0.5, Q(s, 0.5) = 1.
+    env = ActionDependentReward(continuous=True)
+    config = sac.Config(**PROBE, total_steps=6_000)
+    algo, state = _train(config, env)
+    obs = jnp.zeros((1, 1))
+    actions = jax.vmap(lambda s: algo.act(algo.policy_params(s), obs, None, True))(state)
+    np.testing.assert_allclose(actions[:, 0, 0], 0.5, atol=0.05)
+    q = _q_values(config, env, state.learner.critic, obs, jnp.full((1, 1), 0.5))
+    np.testing.assert_allclose(q, 1.0, atol=0.05)
+
+
+def test_probe_constant_reward_value_with_fixed_temperature():
+    # reward 1 and terminal after one step: Q(s, a) = 1 for every action, whatever alpha.
+    env = ConstantReward(continuous=True)
+    config = sac.Config(**PROBE, total_steps=3_000, autotune_alpha=False, alpha=0.3)
+    _, state = _train(config, env)
+    np.testing.assert_allclose(jnp.exp(state.learner.log_alpha), 0.3, rtol=1e-6)  # fixed
+    obs = jnp.zeros((3, 1))
+    q = _q_values(config, env, state.learner.critic, obs, jnp.array([[-0.8], [0.0], [0.8]]))
+    np.testing.assert_allclose(q, 1.0, atol=0.05)
+
+
+def test_probe_truncation_bootstraps():
+    # Reward 1 per step, episodes only ever truncated (10 steps), one action: gamma = 0.5 gives
+    # Q = 1 / (1 - 0.5) = 2. Treating the cut as terminal would give 1 / (1 - 0.5 * 0.9) = 1.82.
+    env = _EndlessConstantReward()  # Discrete(1): log pi = 0, so the soft value is the value
+    config = sac.Config(**PROBE, total_steps=3_000, gamma=0.5)
+    _, state = _train(config, env)
+    q = _q_values(config, env, state.learner.critic, jnp.zeros((1, 1)))
+    np.testing.assert_allclose(q, 2.0, atol=0.05)
+
+
+def test_probe_discrete_picks_the_rewarded_action():
+    # reward +1 for action 1, -1 for action 0, one step: greedy action 1, Q = [-1, 1].
+    env = ActionDependentReward()
+    config = sac.Config(**PROBE, total_steps=3_000)
+    algo, state = _train(config, env)
+    obs = jnp.zeros((1, 1))
+    actions = jax.vmap(lambda s: algo.act(algo.policy_params(s), obs, None, True))(state)
+    np.testing.assert_array_equal(actions[:, 0], 1)
+    q = _q_values(config, env, state.learner.critic, obs)
+    np.testing.assert_allclose(q[..., 0, 1], 1.0, atol=0.05)
+    np.testing.assert_allclose(q[..., 0, 0], -1.0, atol=0.1)
+
+
+# -------------------------------------------------------------------------------------------
+# Learning
+# -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.learning
+def test_learns_pendulum_within_20k_steps():
+    env, params = envs.make("Pendulum-v1")
+    # rejax's Pendulum settings (swish 2x64, lr 0.01, batch 256) for their own 10k steps
+    config = sac.Config(**sac.PRESETS["rejax/Pendulum"])
+    result = train(sac.make(config, env, params), num_seeds=4, eval_episodes=16)
+    assert result.evaluation["returns"].mean() >= -200.0
+
+
+@pytest.mark.learning
+def test_learns_balance_ball_in_200k_agent_steps():
+    # ML-Agents' 3DBall settings (12 agents, steps_per_update 10, batch 64, 2x64 swish), stopped
+    # at 100k of their 200k agent steps: every seed reaches the maximum return, 100.
+    env, params = envs.make("BalanceBall-v0")
+    config = sac.Config(**{**sac.PRESETS["mlagents/3DBall"], "total_steps": 100_000})
+    result = train(sac.make(config, env, params), num_seeds=4, eval_episodes=8)
+    assert result.evaluation["returns"].mean() >= 95.0
