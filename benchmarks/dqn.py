@@ -16,12 +16,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
+from pathlib import Path
 
-import envs
-from agents import dqn
-from rlkit.config import config_from_dict
-from rlkit.runner import train
+# benchmarks/envs.py would shadow rlkit's `envs` package when this script runs as a file.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import envs  # noqa: E402
+from agents import dqn  # noqa: E402
+from rlkit.config import config_from_dict  # noqa: E402
+from rlkit.runner import train  # noqa: E402
 
 
 def measure(num_seeds: int, total_steps: int) -> dict[str, float]:
