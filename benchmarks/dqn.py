@@ -23,6 +23,13 @@ from pathlib import Path
 # benchmarks/envs.py would shadow rlkit's `envs` package when this script runs as a file.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
+from rlkit.devices import use_cpu_cores  # noqa: E402
+
+# One JAX CPU device per core, so vmapped seeds split over the cores; before gymnax is imported,
+# because gymnax starts JAX's backend at import. XLA_FLAGS=--xla_force_host_platform_device_count=1
+# keeps one device.
+use_cpu_cores()
+
 import envs  # noqa: E402
 from agents import dqn  # noqa: E402
 from rlkit.config import config_from_dict  # noqa: E402
@@ -54,7 +61,7 @@ def main() -> None:
     for num_seeds in args.seeds:
         m = measure(num_seeds, args.steps)
         print(
-            f"seeds {num_seeds}: compile {m['compile_seconds']:.1f} s, "
+            f"seeds {num_seeds} on {m['devices']} device(s): compile {m['compile_seconds']:.1f} s, "
             f"train {m['train_seconds']:.1f} s, {m['steps_per_second']:,.0f} steps/s "
             f"(all seeds), process cpu {m['cpu_seconds']:.1f} s incl. compile and eval, "
             f"eval return {m['eval_return']:.1f} (worst seed {m['eval_return_min_seed']:.1f})",

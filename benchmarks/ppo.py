@@ -17,6 +17,13 @@ from pathlib import Path
 # benchmarks/envs.py would shadow rlkit's `envs` package when this script runs as a file.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
+from rlkit.devices import use_cpu_cores  # noqa: E402
+
+# One JAX CPU device per core, so vmapped seeds split over the cores; before gymnax is imported,
+# because gymnax starts JAX's backend at import. XLA_FLAGS=--xla_force_host_platform_device_count=1
+# keeps one device.
+use_cpu_cores()
+
 import envs  # noqa: E402
 from agents import ppo  # noqa: E402
 from rlkit.config import config_from_dict  # noqa: E402
@@ -34,12 +41,16 @@ def main() -> None:
     )
     algo = ppo.make(config, env, params)
     print(f"PPO CartPole-v1, {algo.num_updates * algo.steps_per_update:,} steps per seed")
-    print(f"{'seeds':>5} {'compile s':>10} {'train s':>8} {'steps/s':>12} {'final return':>13}")
+    print(
+        f"{'seeds':>5} {'devices':>7} {'compile s':>10} {'train s':>8} {'steps/s':>12} "
+        f"{'final return':>13}"
+    )
     for seeds in args.seeds:
         result = train(algo, num_seeds=seeds, chunk_target=algo.num_updates, eval_episodes=32)
         t = result.timing
         print(
-            f"{seeds:>5} {t['compile_seconds']:>10.1f} {t['train_seconds']:>8.1f} "
+            f"{seeds:>5} {t['devices']:>7} {t['compile_seconds']:>10.1f} "
+            f"{t['train_seconds']:>8.1f} "
             f"{t['steps_per_second']:>12,.0f} {result.evaluation['returns'].mean():>13.1f}"
         )
 

@@ -24,6 +24,13 @@ from pathlib import Path
 # benchmarks/envs.py would shadow rlkit's `envs` package when this script runs as a file.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
+from rlkit.devices import use_cpu_cores  # noqa: E402
+
+# One JAX CPU device per core, so vmapped seeds split over the cores; before gymnax is imported,
+# because gymnax starts JAX's backend at import. XLA_FLAGS=--xla_force_host_platform_device_count=1
+# keeps one device.
+use_cpu_cores()
+
 import envs  # noqa: E402
 from agents import sac  # noqa: E402
 from rlkit.config import config_from_dict  # noqa: E402
@@ -59,12 +66,13 @@ def main() -> None:
         f"SAC {args.preset} on Pendulum-v1, {args.steps} steps per seed; {os.cpu_count()} CPUs, "
         f"load average {load:.1f}"
     )
-    header = "seeds  compile_s  train_s  steps/s(all seeds)  cpu_s  eval_return(mean, min)"
+    header = "seeds  devices  compile_s  train_s  steps/s(all seeds)  cpu_s  eval_return(mean, min)"
     print(header)
     for num_seeds in args.seeds:
         r = run(num_seeds, args.steps, args.preset)
         print(
-            f"{num_seeds:5d}  {r['compile_seconds']:9.1f}  {r['train_seconds']:7.1f}  "
+            f"{num_seeds:5d}  {r['devices']:7d}  {r['compile_seconds']:9.1f}  "
+            f"{r['train_seconds']:7.1f}  "
             f"{r['steps_per_second']:18,.0f}  {r['cpu_seconds']:5.0f}  "
             f"{r['return_mean']:8.1f}, {r['return_min']:.1f}",
             flush=True,

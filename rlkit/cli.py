@@ -159,6 +159,10 @@ def resolve_run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _train(args: argparse.Namespace, argv: list[str]) -> int:
+    from rlkit.devices import use_cpu_cores
+
+    use_cpu_cores()  # before JAX starts: seeds of a multi-seed run spread over the cores
+
     import agents
     import envs
     from rlkit.config import config_from_dict, config_to_dict
@@ -233,6 +237,7 @@ def _summary(result: Any, wall: float) -> dict[str, Any]:
         "train_seconds": result.timing["train_seconds"],
         "env_steps_per_seed": int(result.timing["env_steps"]),
         "steps_per_second": result.timing["steps_per_second"],
+        "devices": int(result.timing.get("devices", 1)),
     }
 
 

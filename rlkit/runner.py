@@ -4,7 +4,8 @@ One compiled program runs K iterations (`lax.scan`) for every seed at once (`vma
 TrainState is donated, so buffers are updated in place. Between chunks the host receives the
 per-iteration metrics ([seeds, K] scalars), hands them to the sinks and advances the progress
 bar. The iteration count of a chunk is a runtime argument, so a last, shorter chunk
-reuses the same compilation.
+reuses the same compilation. With several devices (accelerators, or CPU cores exposed by
+`rlkit.devices.use_cpu_cores`) the seed axis is split over them (`rlkit.devices.seed_sharding`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rlkit.algorithm import Algorithm
+from rlkit.devices import seed_sharding
 from rlkit.evaluation import evaluate
 
 __all__ = ["RunResult", "seed_keys", "stack_hparams", "train"]
@@ -34,7 +36,8 @@ class RunResult:
     state: the final TrainState (leaves with a leading seed axis).
     metrics: per-iteration metrics, each [seeds, iterations] (numpy).
     evaluation: final deterministic evaluation, returns/lengths [seeds, episodes].
-    timing: compile_seconds, train_seconds, env_steps (per seed), steps_per_second (all seeds).
+    timing: compile_seconds, train_seconds, env_steps (per seed), steps_per_second (all seeds),
+        devices (how many devices the seeds were split over).
     """
 
     state: Any
@@ -96,6 +99,10 @@ def _compiled(key: tuple, build: Callable[[], Any]) -> Any:
     return _COMPILED[key]
 
 
+def _place(x: jax.Array, sharding: Any) -> jax.Array:
+    return x if sharding is None else jax.device_put(x, sharding)
+
+
 def _signature(tree: Any) -> tuple:
     leaves, treedef = jax.tree.flatten(tree)
     return (treedef, tuple((jnp.shape(x), jnp.result_type(x)) for x in leaves))
@@ -127,11 +134,16 @@ def train(
         chunk_target = max(1, math.ceil(num_updates / 20))
     k = max(1, min(chunk_target, num_updates))
 
-    keys = seed_keys(seed, num_seeds)
+    sharding = seed_sharding(num_seeds)
+    keys = _place(seed_keys(seed, num_seeds), sharding)
     compile_start = time.perf_counter()
     init = _compiled(
-        ("init", algo.init, num_seeds, _signature(hparams)),
-        lambda: jax.jit(over_seeds(algo.init, num_seeds, (0, None))).lower(keys, hparams).compile(),
+        ("init", algo.init, num_seeds, sharding, _signature(hparams)),
+        lambda: (
+            jax.jit(over_seeds(algo.init, num_seeds, (0, None)), out_shardings=sharding)
+            .lower(keys, hparams)
+            .compile()
+        ),
     )
     state = init(keys, hparams)
     chunk = _compiled(
@@ -167,6 +179,7 @@ def train(
         "train_seconds": train_seconds,
         "env_steps": float(env_steps),
         "steps_per_second": env_steps * num_seeds / max(train_seconds, 1e-9),
+        "devices": 1 if sharding is None else sharding.mesh.size,
     }
     return RunResult(state=state, metrics=metrics, evaluation=evaluation, timing=timing)
 
@@ -181,7 +194,10 @@ def final_evaluation(
     algo: Algorithm, state: Any, seed: int, num_seeds: int, episodes: int
 ) -> dict[str, np.ndarray]:
     """Deterministic evaluation of every seed's final policy: returns/lengths [seeds, episodes]."""
-    keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(seed_keys(seed, num_seeds))
+    sharding = seed_sharding(num_seeds)
+    keys = _place(
+        jax.vmap(lambda k: jax.random.fold_in(k, 1))(seed_keys(seed, num_seeds)), sharding
+    )
 
     episodes = getattr(algo.env, "num_envs", episodes)  # a host env evaluates on its copies
 
@@ -191,7 +207,15 @@ def final_evaluation(
         )
 
     program = _compiled(
-        ("evaluate", algo.act, algo.policy_params, episodes, num_seeds, _signature(state)),
+        (
+            "evaluate",
+            algo.act,
+            algo.policy_params,
+            episodes,
+            num_seeds,
+            sharding,
+            _signature(state),
+        ),
         lambda: jax.jit(over_seeds(one, num_seeds, (0, 0))).lower(state, keys).compile(),
     )
     return jax.device_get(program(state, keys))

@@ -1,0 +1,54 @@
+"""Spreading independent seeds over devices.
+
+Seeds never exchange data, so a run of S seeds splits into D equal groups, one per device, with
+no communication: the seed axis of every state leaf is sharded over a one-axis mesh. On a GPU
+or TPU host the devices are the accelerators. On a CPU host XLA exposes one device by default
+and runs one seed group on one core; `use_cpu_cores` asks JAX for one CPU device per core
+before its backend starts, so a multi-seed run keeps every core busy (a single seed is
+unaffected: it runs on the first device).
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+__all__ = ["SEED_AXIS", "seed_sharding", "use_cpu_cores"]
+
+SEED_AXIS = "seeds"
+
+
+def use_cpu_cores(count: int | None = None) -> bool:
+    """Expose `count` (default: the usable cores) CPU devices to JAX; True if it took effect.
+
+    Must run before JAX's first computation; afterwards, or when the user already chose a
+    device count (the `jax_num_cpu_devices` option or XLA's
+    --xla_force_host_platform_device_count), it changes nothing.
+    """
+    from jax._src import xla_bridge  # the documented option only errors once backends started
+
+    if xla_bridge.backends_are_initialized():
+        return False
+    if jax.config.jax_num_cpu_devices >= 0:
+        return False
+    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+        return False
+    if count is None:
+        count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    jax.config.update("jax_num_cpu_devices", max(1, int(count or 1)))
+    return True
+
+
+def seed_sharding(num_seeds: int) -> NamedSharding | None:
+    """How to place arrays whose leading axis is the seed axis: split over the largest number
+    of local devices that divides `num_seeds` evenly; None (default placement) for one device
+    or one seed."""
+    devices = jax.local_devices()
+    count = max(d for d in range(1, len(devices) + 1) if num_seeds % d == 0)
+    if count < 2:
+        return None
+    mesh = Mesh(np.asarray(devices[:count]), (SEED_AXIS,))
+    return NamedSharding(mesh, PartitionSpec(SEED_AXIS))
