@@ -20,13 +20,11 @@ theta' <- tau theta + (1 - tau) theta' (tau = 1: a hard copy). `dueling` gives t
 
 Action masks (environments that expose `action_mask`, such as GridWorld) are honoured when acting
 (greedy = masked argmax, exploration uniform over the allowed actions) and in the targets (max
-over the actions allowed in s'). Each stored transition carries the mask of its next observation:
-the mask the rollout computed for the following step when the episode goes on. When the episode
-ends at a step the environment has already reset, and gymnax's auto-reset discards the pre-reset
-state, so its mask cannot be computed; there the mask of s_t (the state the last action was taken
-in) stands in. It only matters on truncation (a terminal state is not bootstrapped); it is exact
-wherever one step cannot change which actions are allowed, and in GridWorld it differs from the
-true mask only when that last step moved the agent onto or off an edge of the board.
+over the actions allowed in s'). Each stored transition carries the mask of its next observation,
+pre-reset where the episode ended, as the environment reports it (`info["final_action_mask"]`,
+which rlkit's environments provide). For an environment that does not report it, the mask of s_t
+stands in where the episode ended (it only matters on truncation: a terminal state is not
+bootstrapped).
 
 Defaults are CleanRL's dqn_jax.py (CartPole-v1, PAPER-TARGETS #4); PRESETS["rejax/CartPole"]
 is rejax 0.1.x's configs/cartpole.yaml DQN and PRESETS["rlkit/GridWorld"] a setting tuned here.
@@ -334,7 +332,8 @@ def next_action_masks(
     mask of the observation after the last step; terminated, truncated: [T, N]. Where the
     episode goes on, s'_t = s_{t+1}, whose mask is the next step's (final_mask after step T-1).
     Where it ended, the environment has reset and the pre-reset state is gone, so s_t's own mask
-    stands in (see the module docstring; it is read only on truncation). Returns [T, N, A].
+    stands in (it is read only on truncation). The fallback for environments that do not report
+    `info["final_action_mask"]` (rlkit's own do). Returns [T, N, A].
     """
     following = jnp.concatenate([masks[1:], final_mask[None]])
     ended = (terminated | truncated)[..., None]
@@ -494,7 +493,9 @@ def make(config: Config, env: Any, env_params: Any) -> Algorithm:
             "truncated": traj.truncated,
             "next_obs": flatten_obs(traj.next_obs, batch_ndim=2),
         }
-        if has_mask:
+        if has_mask and traj.next_action_mask is not None:  # reported by the env: exact
+            items["next_mask"] = traj.next_action_mask
+        elif has_mask:
             final_mask = action_mask(venv, carry.env_state, env_params)
             items["next_mask"] = next_action_masks(
                 traj.action_mask, final_mask, traj.terminated, traj.truncated

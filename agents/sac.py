@@ -747,9 +747,11 @@ def replay_items(
     """Replay items [T, N, ...] of a rollout: flat obs and next_obs, action (in [-1, 1] for a
     Box), reward, terminated; with action masks also `mask` (of s) and `next_mask` (of s').
 
-    next_mask[t] is the mask of the observation after step t (`final_mask` for the last step);
-    where the episode ended at t that observation belongs to the next episode, so next_mask is
-    all True there (it matters only on truncation: a terminal step does not bootstrap).
+    next_mask[t] is the mask of s'_t as the environment reported it (`traj.next_action_mask`,
+    pre-reset where the episode ended). For an environment that does not report it: the mask of
+    the following step's observation (`final_mask` after the last step), and all True where the
+    episode ended at t (the pre-reset state is gone; it matters only on truncation, as a
+    terminal step does not bootstrap).
     """
     items = {
         "obs": flatten_obs(traj.obs, batch_ndim=2),
@@ -759,8 +761,11 @@ def replay_items(
         "next_obs": flatten_obs(traj.next_obs, batch_ndim=2),
     }
     if traj.action_mask is not None:
+        items["mask"] = traj.action_mask
+        if traj.next_action_mask is not None:
+            items["next_mask"] = traj.next_action_mask
+            return items
         next_mask = jnp.concatenate([traj.action_mask[1:], final_mask[None]], axis=0)
         ended = jnp.logical_or(traj.terminated, traj.truncated)
-        items["mask"] = traj.action_mask
         items["next_mask"] = jnp.where(ended[..., None], True, next_mask)
     return items

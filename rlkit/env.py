@@ -9,7 +9,8 @@ Every environment is functional and stateless, so `jax.jit` and `jax.vmap` apply
   so a learner can bootstrap from it on truncation (a time-limit cut) and not on termination.
 - `env.observation_space(params)`, `env.action_space(params)`: spaces of `rlkit.spaces`.
 - Discrete envs with invalid actions expose `env.action_mask(state, params) -> bool[num_actions]`
-  (True = allowed) and put the mask of the returned observation in `info["action_mask"]`.
+  (True = allowed) and put the mask of the returned observation in `info["action_mask"]` and
+  that of `info["final_observation"]` in `info["final_action_mask"]`.
 
 gymnax environments satisfy this contract unchanged; rlkit's own environments subclass
 `Environment` below, which is a gymnax environment, so they also load through `gymnax.make`.
@@ -26,6 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 from gymnax.environments.environment import Environment as GymnaxEnvironment
 from gymnax.environments.environment import EnvParams, EnvState
 
@@ -44,8 +46,9 @@ class Environment(GymnaxEnvironment):
 
     Subclasses implement gymnax's `step_env`, `reset_env`, `is_truncated` (default: the step
     counter `state.time` reaching `params.max_steps_in_episode`), the spaces, and optionally
-    `action_mask`. The base class adds the action mask of the returned (post-reset) state to
-    `info["action_mask"]` when the environment defines one.
+    `action_mask`. When the environment defines one, `step` adds the mask of the returned
+    (post-reset) state to `info["action_mask"]` and that of the pre-reset state to
+    `info["final_action_mask"]`.
     """
 
     def action_mask(self, state: EnvState, params: EnvParams) -> jax.Array | None:
@@ -59,12 +62,30 @@ class Environment(GymnaxEnvironment):
         action: int | float | jax.Array,
         params: EnvParams | None = None,
     ) -> tuple[Any, EnvState, jax.Array, jax.Array, jax.Array, dict[str, Any]]:
+        """gymnax's auto-resetting step, plus the masks of both observations it knows of:
+        `info["action_mask"]` for the returned (post-reset) one and `info["final_action_mask"]`
+        for `info["final_observation"]` (pre-reset), which off-policy learners need to
+        bootstrap a truncated step over the allowed actions only."""
         params = self.default_params if params is None else params
-        obs, state, reward, terminated, truncated, info = super().step(key, state, action, params)
-        mask = self.action_mask(state, params)
-        if mask is not None:
-            info = {**info, "action_mask": mask}
-        return obs, state, reward, terminated, truncated, info
+        step_key, reset_key = jax.random.split(key)
+        obs_st, state_st, reward, terminated, info = self.step_env(step_key, state, action, params)
+        truncated = self.is_truncated(state_st, params)
+        done = jnp.logical_or(terminated, truncated)
+        obs_re, state_re = self.reset_env(reset_key, params)
+        pick = lambda reset, stepped: jax.lax.select(done, reset, stepped)  # noqa: E731
+        next_state = jax.tree.map(pick, state_re, state_st)
+        obs = jax.tree.map(pick, obs_re, obs_st)
+        info = {
+            **info,
+            "terminated": terminated,
+            "truncated": truncated,
+            "final_observation": obs_st,
+        }
+        final_mask = self.action_mask(state_st, params)
+        if final_mask is not None:
+            mask = self.action_mask(next_state, params)
+            info = {**info, "action_mask": mask, "final_action_mask": final_mask}
+        return obs, next_state, reward, terminated, truncated, info
 
 
 def action_mask(env: Any, state: Any, params: Any) -> jax.Array | None:

@@ -33,7 +33,9 @@ class Transition(NamedTuple):
     obs: s_t; action: a_t; reward: r_t; terminated / truncated: how the episode ended at t;
     next_obs: s'_t, the true next observation (pre-reset when the episode ended at t);
     action_mask: allowed actions at s_t ([N, A] bool) or None; extras: policy outputs at s_t
-    (log-probabilities, values, ...); episode: EpisodeStatistics' per-step episode records.
+    (log-probabilities, values, ...); episode: EpisodeStatistics' per-step episode records;
+    next_action_mask: allowed actions at s'_t (pre-reset where the episode ended), when the
+    environment reports it (`info["final_action_mask"]`), else None.
     """
 
     obs: Any
@@ -45,6 +47,7 @@ class Transition(NamedTuple):
     action_mask: jax.Array | None
     extras: dict[str, jax.Array]
     episode: dict[str, jax.Array]
+    next_action_mask: jax.Array | None = None
 
 
 Policy = Callable[[Any, jax.Array | None, jax.Array], tuple[jax.Array, dict[str, jax.Array]]]
@@ -86,6 +89,7 @@ def rollout(
             action_mask=mask,
             extras=extras,
             episode={k: info[k] for k in ("episode_done", "episode_return", "episode_length")},
+            next_action_mask=info.get("final_action_mask") if mask is not None else None,
         )
         return EnvCarry(env_state=env_state, obs=obs), transition
 

@@ -73,4 +73,3 @@ def test_seeds_split_over_two_cpu_devices_give_the_one_device_numbers():
             err_msg=name,
         )
     np.testing.assert_array_equal(split["returns"], single.evaluation["returns"])
-

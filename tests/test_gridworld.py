@@ -98,6 +98,54 @@ def test_info_action_mask_is_the_mask_of_the_returned_state():
     assert differs_from_corner.sum() > 32  # only cell (0, 0) has that mask: ~62 of 64 differ
 
 
+def test_final_action_mask_is_the_mask_where_the_episode_was_cut():
+    """A truncation in the corner (0, 0): the returned observation is a reset one, but
+    info["final_action_mask"] is the corner's mask (the cell of info["final_observation"])."""
+    corner_mask = [True, True, False, False, True]
+    last_step = grid_state((0, 0), time=PARAMS.max_steps_in_episode - 1)
+    _, state, _, terminated, truncated, info = ENV.step(
+        jax.random.key(2), last_step, NO_ACTION, PARAMS
+    )
+    assert bool(truncated) and not bool(terminated)
+    np.testing.assert_array_equal(info["final_action_mask"], corner_mask)
+    np.testing.assert_array_equal(info["action_mask"], ENV.action_mask(state, PARAMS))
+    # An ordinary step: both masks are the new cell's.
+    _, state, _, _, _, info = ENV.step(jax.random.key(3), grid_state((0, 1)), DOWN, PARAMS)
+    np.testing.assert_array_equal(info["final_action_mask"], corner_mask)
+    np.testing.assert_array_equal(info["action_mask"], corner_mask)
+
+
+def test_rollout_records_the_mask_of_every_next_observation():
+    """traj.next_action_mask[t] is the mask of s'_t: the next step's mask where the episode goes
+    on, the pre-reset cell's mask where it ended (checked against the cell in next_obs)."""
+    from rlkit.rollout import reset_envs, rollout
+    from rlkit.wrappers import as_vector_env
+
+    env, params = envs.make("GridWorld-v0", max_steps_in_episode=7)
+    venv = as_vector_env(env, 8)
+
+    def uniform(obs, mask, key):
+        logits = jnp.where(mask, 0.0, -jnp.inf)
+        return jax.random.categorical(key, logits), {}
+
+    carry = reset_envs(venv, params, jax.random.key(4))
+    _, traj = jax.jit(lambda c, k: rollout(venv, params, uniform, c, k, 40))(
+        carry, jax.random.key(5)
+    )
+    ended = np.asarray(traj.terminated | traj.truncated)
+    assert ended.sum() > 10
+    next_masks, masks = np.asarray(traj.next_action_mask), np.asarray(traj.action_mask)
+    going_on = ~ended[:-1]
+    np.testing.assert_array_equal(next_masks[:-1][going_on], masks[1:][going_on])
+    # The agent's cell in the (pre-reset) next observation decides the mask: walls only.
+    agent_plane = np.asarray(traj.next_obs)[..., :75].reshape(40, 8, 5, 5, 3)[..., 0]  # [x, z]
+    for t, n in zip(*np.nonzero(ended), strict=True):
+        cells = np.argwhere(agent_plane[t, n] > 0)
+        assert len(cells) == 1
+        expected = ENV.action_mask(grid_state(tuple(cells[0])), PARAMS)
+        np.testing.assert_array_equal(next_masks[t, n], expected)
+
+
 # --- rewards, termination, truncation, walls ---------------------------------------------------
 
 

@@ -161,6 +161,16 @@ def test_replay_items_keep_pre_reset_next_obs_and_separate_termination():
     np.testing.assert_array_equal(items["next_mask"][1], final_mask)
 
 
+def test_replay_items_take_the_next_masks_the_environment_reported():
+    reported = jnp.array(
+        [[[False, True, False], [True, False, False]], [[True, True, False], [False, False, True]]]
+    )
+    traj = _two_step_trajectory()._replace(next_action_mask=reported)
+    items = sac.replay_items(traj, jnp.ones((2, 3), bool), None)
+    np.testing.assert_array_equal(items["next_mask"], reported)  # exact, also where truncated
+    np.testing.assert_array_equal(items["mask"], traj.action_mask)
+
+
 def test_replay_items_store_continuous_actions_in_unit_box():
     traj = _two_step_trajectory()._replace(
         action=jnp.array([[[0.0], [4.0]], [[2.0], [1.0]]]), action_mask=None
