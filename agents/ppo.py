@@ -26,6 +26,7 @@ from rlkit.algorithm import Algorithm
 from rlkit.config import hp, hparams_of, validate
 from rlkit.onpolicy import OnPolicyState, collect, flatten_batch, init_state, policy_params
 from rlkit.optim import OPTIMISERS, apply_gradients, make_optimiser
+from rlkit.permutation import permutation
 from rlkit.policies import ActorCritic, PolicyParams, action_distribution, make_act
 from rlkit.returns import gae
 from rlkit.wrappers import as_vector_env, episode_metrics
@@ -266,7 +267,7 @@ def make(config: Config, env: Any, env_params: Any) -> Algorithm:
             return (params, opt_state), {**stats, "grad_norm": grad_norm}
 
         def epoch(carry: tuple, epoch_key: jax.Array) -> tuple:
-            order = jax.random.permutation(epoch_key, batch_size)
+            order = permutation(epoch_key, batch_size)
             minibatches = jax.tree.map(
                 lambda v: v[order].reshape((config.num_minibatches, minibatch_size, *v.shape[1:])),
                 batch,
