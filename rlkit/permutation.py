@@ -28,7 +28,7 @@ def permutation(key: jax.Array, n: int) -> jax.Array:
         return jax.random.permutation(key, n)
     random_bits = 32 - index_bits
     # As jax.random.permutation: rounds such that (2^random_bits)^rounds >= n^3.
-    rounds = max(1, math.ceil(3 * math.log(n) / (random_bits * math.log(2)))) if n > 1 else 1
+    rounds = max(1, math.ceil(3 * math.log(max(n, 1)) / (random_bits * math.log(2))))
     low = jnp.uint32((1 << index_bits) - 1)
     positions = jnp.arange(n, dtype=jnp.uint32)
     order = jnp.arange(n, dtype=jnp.int32)

@@ -89,7 +89,7 @@ def rollout(
             action_mask=mask,
             extras=extras,
             episode={k: info[k] for k in ("episode_done", "episode_return", "episode_length")},
-            next_action_mask=info.get("final_action_mask") if mask is not None else None,
+            next_action_mask=info.get("final_action_mask"),
         )
         return EnvCarry(env_state=env_state, obs=obs), transition
 
