@@ -20,11 +20,8 @@ theta' <- tau theta + (1 - tau) theta' (tau = 1: a hard copy). `dueling` gives t
 
 Action masks (environments that expose `action_mask`, such as GridWorld) are honoured when acting
 (greedy = masked argmax, exploration uniform over the allowed actions) and in the targets (max
-over the actions allowed in s'). Each stored transition carries the mask of its next observation,
-pre-reset where the episode ended, as the environment reports it (`info["final_action_mask"]`,
-which rlkit's environments provide). For an environment that does not report it, the mask of s_t
-stands in where the episode ended (it only matters on truncation: a terminal state is not
-bootstrapped).
+over the actions allowed in s'). Each stored transition carries the mask of its next observation
+as the rollout gives it (`Transition.next_action_mask`: pre-reset where the episode ended).
 
 Defaults are CleanRL's dqn_jax.py (CartPole-v1, PAPER-TARGETS #4); PRESETS["rejax/CartPole"]
 is rejax 0.1.x's configs/cartpole.yaml DQN and PRESETS["rlkit/GridWorld"] a setting tuned here.
@@ -69,7 +66,6 @@ __all__ = [
     "make",
     "masked_argmax",
     "masked_max",
-    "next_action_masks",
     "td_loss",
     "window_targets",
 ]
@@ -323,23 +319,6 @@ def linear_epsilon(
     return start + (end - start) * progress
 
 
-def next_action_masks(
-    masks: jax.Array, final_mask: jax.Array, terminated: jax.Array, truncated: jax.Array
-) -> jax.Array:
-    """The action mask of each step's next observation s'_t, as stored with the transition.
-
-    masks: bool [T, N, A], the mask of s_t (a rollout's `action_mask`); final_mask: [N, A], the
-    mask of the observation after the last step; terminated, truncated: [T, N]. Where the
-    episode goes on, s'_t = s_{t+1}, whose mask is the next step's (final_mask after step T-1).
-    Where it ended, the environment has reset and the pre-reset state is gone, so s_t's own mask
-    stands in (it is read only on truncation). The fallback for environments that do not report
-    `info["final_action_mask"]` (rlkit's own do). Returns [T, N, A].
-    """
-    following = jnp.concatenate([masks[1:], final_mask[None]])
-    ended = (terminated | truncated)[..., None]
-    return jnp.where(ended, masks, following)
-
-
 def bootstrap_index(terminated: jax.Array, truncated: jax.Array) -> jax.Array:
     """Where each window's target bootstraps: its first episode end, else its last step.
 
@@ -483,7 +462,7 @@ def make(config: Config, env: Any, env_params: Any) -> Algorithm:
             hparams=hparams,
         )
 
-    def transitions(traj: Any, carry: EnvCarry) -> dict[str, jax.Array]:
+    def transitions(traj: Any) -> dict[str, jax.Array]:
         """Replay items [T, N, ...] of a rollout, with the mask of each next observation."""
         items = {
             "obs": flatten_obs(traj.obs, batch_ndim=2),
@@ -493,13 +472,8 @@ def make(config: Config, env: Any, env_params: Any) -> Algorithm:
             "truncated": traj.truncated,
             "next_obs": flatten_obs(traj.next_obs, batch_ndim=2),
         }
-        if has_mask and traj.next_action_mask is not None:  # reported by the env: exact
+        if has_mask:
             items["next_mask"] = traj.next_action_mask
-        elif has_mask:
-            final_mask = action_mask(venv, carry.env_state, env_params)
-            items["next_mask"] = next_action_masks(
-                traj.action_mask, final_mask, traj.terminated, traj.truncated
-            )
         return items
 
     def add_row(buffer: Any, row: dict[str, jax.Array], alpha: jax.Array) -> Any:
@@ -600,7 +574,7 @@ def make(config: Config, env: Any, env_params: Any) -> Algorithm:
         buffer, _ = jax.lax.scan(
             lambda b, row: (add_row(b, row, h["priority_alpha"]), None),
             state.buffer,
-            transitions(traj, carry),
+            transitions(traj),
         )
         env_steps = state.env_steps + steps_per_update
 

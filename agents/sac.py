@@ -542,8 +542,7 @@ def make(config: Config, env: Any, env_params: Any) -> Algorithm:
         the buffer (and to the observation statistics when normalising)."""
         policy = lambda obs, mask, key: (behave(obs, mask, key), {})  # noqa: E731
         carry, traj = rollout(venv, env_params, policy, carry, key, num_steps)
-        final_mask = action_mask(venv, carry.env_state, env_params)
-        items = replay_items(traj, final_mask, None if discrete else to_unit_action)
+        items = replay_items(traj, None if discrete else to_unit_action)
         buffer, _ = jax.lax.scan(lambda b, row: (replay.add(b, row), None), buffer, items)
         if config.normalize_obs:
             obs_stats = obs_stats.update(items["obs"])
@@ -741,17 +740,10 @@ def make(config: Config, env: Any, env_params: Any) -> Algorithm:
     )
 
 
-def replay_items(
-    traj: Transition, final_mask: jax.Array | None, to_unit_action: Any
-) -> dict[str, jax.Array]:
+def replay_items(traj: Transition, to_unit_action: Any) -> dict[str, jax.Array]:
     """Replay items [T, N, ...] of a rollout: flat obs and next_obs, action (in [-1, 1] for a
-    Box), reward, terminated; with action masks also `mask` (of s) and `next_mask` (of s').
-
-    next_mask[t] is the mask of s'_t as the environment reported it (`traj.next_action_mask`,
-    pre-reset where the episode ended). For an environment that does not report it: the mask of
-    the following step's observation (`final_mask` after the last step), and all True where the
-    episode ended at t (the pre-reset state is gone; it matters only on truncation, as a
-    terminal step does not bootstrap).
+    Box), reward, terminated; with action masks also `mask` (of s) and `next_mask` (of s', as
+    the rollout gives it: pre-reset where the episode ended).
     """
     items = {
         "obs": flatten_obs(traj.obs, batch_ndim=2),
@@ -762,10 +754,5 @@ def replay_items(
     }
     if traj.action_mask is not None:
         items["mask"] = traj.action_mask
-        if traj.next_action_mask is not None:
-            items["next_mask"] = traj.next_action_mask
-            return items
-        next_mask = jnp.concatenate([traj.action_mask[1:], final_mask[None]], axis=0)
-        ended = jnp.logical_or(traj.terminated, traj.truncated)
-        items["next_mask"] = jnp.where(ended[..., None], True, next_mask)
+        items["next_mask"] = traj.next_action_mask
     return items

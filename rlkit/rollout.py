@@ -16,7 +16,7 @@ from flax import struct
 
 from rlkit.env import action_mask
 
-__all__ = ["EnvCarry", "Transition", "reset_envs", "rollout"]
+__all__ = ["EnvCarry", "Transition", "next_action_masks", "reset_envs", "rollout"]
 
 
 @struct.dataclass
@@ -34,8 +34,9 @@ class Transition(NamedTuple):
     next_obs: s'_t, the true next observation (pre-reset when the episode ended at t);
     action_mask: allowed actions at s_t ([N, A] bool) or None; extras: policy outputs at s_t
     (log-probabilities, values, ...); episode: EpisodeStatistics' per-step episode records;
-    next_action_mask: allowed actions at s'_t (pre-reset where the episode ended), when the
-    environment reports it (`info["final_action_mask"]`), else None.
+    next_action_mask: allowed actions at s'_t ([N, A] bool, or None without masks): exact where
+    the environment reports it (`info["final_action_mask"]`, as rlkit's environments do), else
+    the stand-in of `next_action_masks`.
     """
 
     obs: Any
@@ -69,7 +70,8 @@ def rollout(
 ) -> tuple[EnvCarry, Transition]:
     """Run `policy(obs, action_mask, key) -> (action, extras)` for `num_steps` steps.
 
-    Returns the final carry and the trajectory, leaves shaped [num_steps, num_envs, ...].
+    Returns the final carry and the trajectory, leaves shaped [num_steps, num_envs, ...]. With
+    action masks, every step carries the mask of its next observation (`next_action_mask`).
     """
 
     def step(carry: EnvCarry, step_key: jax.Array) -> tuple[EnvCarry, Transition]:
@@ -93,4 +95,25 @@ def rollout(
         )
         return EnvCarry(env_state=env_state, obs=obs), transition
 
-    return jax.lax.scan(step, carry, jax.random.split(key, num_steps))
+    carry, traj = jax.lax.scan(step, carry, jax.random.split(key, num_steps))
+    if traj.action_mask is not None and traj.next_action_mask is None:
+        final_mask = action_mask(env, carry.env_state, env_params)
+        stand_in = next_action_masks(traj.action_mask, final_mask, traj.terminated, traj.truncated)
+        traj = traj._replace(next_action_mask=stand_in)
+    return carry, traj
+
+
+def next_action_masks(
+    masks: jax.Array, final_mask: jax.Array, terminated: jax.Array, truncated: jax.Array
+) -> jax.Array:
+    """The mask of each step's next observation s'_t, for an environment that does not report it.
+
+    masks: bool [T, N, A], the mask of s_t; final_mask: [N, A], the mask of the observation after
+    the last step; terminated, truncated: [T, N]. Where the episode goes on, s'_t = s_{t+1},
+    whose mask is the next step's (final_mask after step T-1): exact. Where it ended, the
+    environment has reset and the pre-reset state is gone, so s_t's own mask stands in; it is
+    read only on truncation (a terminal state is not bootstrapped). Returns [T, N, A].
+    """
+    following = jnp.concatenate([masks[1:], final_mask[None]])
+    ended = (terminated | truncated)[..., None]
+    return jnp.where(ended, masks, following)

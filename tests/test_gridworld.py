@@ -146,6 +146,38 @@ def test_rollout_records_the_mask_of_every_next_observation():
         np.testing.assert_array_equal(next_masks[t, n], expected)
 
 
+def test_rollout_stands_in_for_next_masks_an_environment_does_not_report():
+    """For an environment without info["final_action_mask"] (a Unity or gymnasium one, say) the
+    rollout still gives every step a next mask: exact where the episode goes on (the next step's
+    mask, the final state's after the last step), s_t's own mask where it ended."""
+    from rlkit.env import Wrapper
+    from rlkit.rollout import reset_envs, rollout
+    from rlkit.wrappers import as_vector_env
+
+    class Unreported(Wrapper):
+        def step(self, key, state, action, params=None):
+            *out, info = self._env.step(key, state, action, params)
+            return (*out, {k: v for k, v in info.items() if k != "final_action_mask"})
+
+    env, params = envs.make("GridWorld-v0", max_steps_in_episode=7)
+    venv = Unreported(as_vector_env(env, 8))
+
+    def uniform(obs, mask, key):
+        return jax.random.categorical(key, jnp.where(mask, 0.0, -jnp.inf)), {}
+
+    carry = reset_envs(venv, params, jax.random.key(4))
+    final, traj = jax.jit(lambda c, k: rollout(venv, params, uniform, c, k, 40))(
+        carry, jax.random.key(5)
+    )
+    next_masks, masks = np.asarray(traj.next_action_mask), np.asarray(traj.action_mask)
+    ended = np.asarray(traj.terminated | traj.truncated)
+    assert ended[:-1].sum() > 10 and (~ended[-1]).any()
+    last = np.asarray(venv.action_mask(final.env_state, params))
+    following = np.concatenate([masks[1:], last[None]])
+    np.testing.assert_array_equal(next_masks[~ended], following[~ended])
+    np.testing.assert_array_equal(next_masks[ended], masks[ended])
+
+
 # --- rewards, termination, truncation, walls ---------------------------------------------------
 
 

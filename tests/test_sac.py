@@ -146,36 +146,26 @@ def _two_step_trajectory() -> Transition:
 
 
 def test_replay_items_keep_pre_reset_next_obs_and_separate_termination():
-    traj = _two_step_trajectory()
-    final_mask = jnp.array([[False, False, True], [True, False, True]])
-    items = sac.replay_items(traj, final_mask, None)
+    # s'_t's mask as the rollout gives it (pre-reset where the episode ended), stored as given
+    next_masks = jnp.array(
+        [[[False, True, False], [True, False, False]], [[True, True, False], [False, False, True]]]
+    )
+    traj = _two_step_trajectory()._replace(next_action_mask=next_masks)
+    items = sac.replay_items(traj, None)
     np.testing.assert_array_equal(items["next_obs"][..., 0], [[100, 101], [110, 111]])
     # only termination is stored as terminal; the truncated step (copy 0, t = 0) bootstraps
     np.testing.assert_array_equal(items["terminated"], [[False, True], [False, False]])
     y = sac.soft_q_target(items["reward"], items["terminated"], jnp.full((2, 2), 5.0), 0.5)
     np.testing.assert_allclose(y, [[1.0 + 2.5, -1.0], [0.5 + 2.5, 2.0 + 2.5]])
-    # masks: of s, and of s' (the next step's, the final one for the last step, all allowed
-    # where the episode ended and s' is not the next row's observation)
     np.testing.assert_array_equal(items["mask"], traj.action_mask)
-    np.testing.assert_array_equal(items["next_mask"][0], np.ones((2, 3), bool))
-    np.testing.assert_array_equal(items["next_mask"][1], final_mask)
-
-
-def test_replay_items_take_the_next_masks_the_environment_reported():
-    reported = jnp.array(
-        [[[False, True, False], [True, False, False]], [[True, True, False], [False, False, True]]]
-    )
-    traj = _two_step_trajectory()._replace(next_action_mask=reported)
-    items = sac.replay_items(traj, jnp.ones((2, 3), bool), None)
-    np.testing.assert_array_equal(items["next_mask"], reported)  # exact, also where truncated
-    np.testing.assert_array_equal(items["mask"], traj.action_mask)
+    np.testing.assert_array_equal(items["next_mask"], next_masks)
 
 
 def test_replay_items_store_continuous_actions_in_unit_box():
     traj = _two_step_trajectory()._replace(
         action=jnp.array([[[0.0], [4.0]], [[2.0], [1.0]]]), action_mask=None
     )
-    items = sac.replay_items(traj, None, lambda a: a / 2.0 - 1.0)  # Box [0, 4] -> [-1, 1]
+    items = sac.replay_items(traj, lambda a: a / 2.0 - 1.0)  # Box [0, 4] -> [-1, 1]
     np.testing.assert_allclose(items["action"][..., 0], [[-1.0, 1.0], [0.0, -0.5]])
     assert "mask" not in items and "next_mask" not in items
 
