@@ -159,9 +159,11 @@ def resolve_run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _train(args: argparse.Namespace, argv: list[str]) -> int:
+    from rlkit.compile_cache import enable_compilation_cache
     from rlkit.devices import use_cpu_cores
 
     use_cpu_cores()  # before JAX starts: seeds of a multi-seed run spread over the cores
+    cache = enable_compilation_cache()  # before the first compilation: a rerun skips compiling
 
     import agents
     import envs
@@ -206,7 +208,7 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
         eval_episodes=args.eval_episodes,
     )
     wall = time.perf_counter() - start
-    summary = _summary(result, wall)
+    summary = {**_summary(result, wall), "compilation_cache": None if cache is None else str(cache)}
     rundir.write_summary(summary)
     ev = summary["evaluation"]
     print(

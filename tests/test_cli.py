@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ import pytest
 import yaml
 
 from rlkit.cli import main
+from rlkit.compile_cache import cache_dir
 
 
 def test_train_writes_config_metrics_and_summary(tmp_path, capsys) -> None:
@@ -111,6 +113,65 @@ def test_console_script_reports_bad_input_without_a_traceback() -> None:
     assert proc.stderr.strip() == (
         "rlkit: error: unknown environment 'Nope-v0'; `rlkit envs` lists them"
     )
+
+
+def _train_in_fresh_process(tmp_path, name: str, cache: str) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "RLKIT_CACHE_DIR": cache,
+        "JAX_LOG_COMPILES": "1",  # also logs each persistent-cache hit, as a warning
+    }
+    args = ["train", "ppo", "--env", "CartPole-v1", "--steps", "2048", "--set", "num_envs=4"]
+    args += ["--runs-dir", str(tmp_path), "--name", name, "--no-progress", "--eval-episodes", "2"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlkit.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_a_rerun_loads_the_compiled_training_program_from_the_cache(tmp_path) -> None:
+    cache = tmp_path / "xla-cache"
+    first = _train_in_fresh_process(tmp_path, "first", str(cache))
+    assert "compilation cache hit" not in first.stderr
+    # init, the training chunk and the evaluation at least
+    stored = [entry for entry in cache.iterdir() if entry.name.endswith("-cache")]
+    assert len(stored) >= 3
+    second = _train_in_fresh_process(tmp_path, "second", str(cache))
+    # every program the first run stored is loaded, not compiled again
+    assert second.stderr.count("Persistent compilation cache hit") == len(stored)
+    runs = [tmp_path / name for name in ("first", "second")]
+    metrics = [(run / "metrics.jsonl").read_text() for run in runs]
+    assert metrics[0] == metrics[1]  # the loaded program computes the same numbers
+    summaries = [json.loads((run / "summary.json").read_text()) for run in runs]
+    assert summaries[0]["evaluation"] == summaries[1]["evaluation"]
+    assert summaries[1]["compilation_cache"] == str(cache)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("off", None), ("OFF", None), ("", None), ("/tmp/x", "/tmp/x"), ("~/c", "HOME/c")],
+)
+def test_cache_folder_follows_rlkit_cache_dir(monkeypatch, value, expected) -> None:
+    monkeypatch.setenv("RLKIT_CACHE_DIR", value)
+    monkeypatch.setenv("HOME", "/home/someone")
+    folder = cache_dir()
+    assert (None if folder is None else str(folder)) == (
+        None if expected is None else expected.replace("HOME", "/home/someone")
+    )
+
+
+def test_cache_folder_defaults_to_the_user_cache(monkeypatch) -> None:
+    monkeypatch.delenv("RLKIT_CACHE_DIR")
+    monkeypatch.setenv("HOME", "/home/someone")
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    assert str(cache_dir()) == "/home/someone/.cache/rlkit/xla"
+    monkeypatch.setenv("XDG_CACHE_HOME", "/var/cache/me")
+    assert str(cache_dir()) == "/var/cache/me/rlkit/xla"
 
 
 def test_algos_lists_every_algorithm(capsys) -> None:
