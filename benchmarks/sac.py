@@ -17,14 +17,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
-from pathlib import Path
 
-# benchmarks/envs.py would shadow rlkit's `envs` package when this script runs as a file.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-from rlkit.devices import use_cpu_cores  # noqa: E402
+from rlkit.devices import use_cpu_cores
 
 # One JAX CPU device per core, so vmapped seeds split over the cores; before gymnax is imported,
 # because gymnax starts JAX's backend at import. XLA_FLAGS=--xla_force_host_platform_device_count=1

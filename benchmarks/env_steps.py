@@ -7,22 +7,19 @@ with `block_until_ready`, best and median of `repeats`. Prints a table of env st
 (decisions x copies / second). It measures; it asserts nothing. On a shared machine the numbers
 are noisy: compare best-of-N.
 
-    python benchmarks/envs.py [--envs BalanceBall-v0 GridWorld-v0] [--num-envs 1 256 4096]
+    python benchmarks/env_steps.py [--envs BalanceBall-v0 GridWorld-v0] [--num-envs 1 256 4096]
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
-from types import ModuleType
 
 import jax
 
+import envs
 from rlkit.env import VectorEnv
 
 DEFAULT_ENVS = ("BalanceBall-v0", "GridWorld-v0")
@@ -31,17 +28,9 @@ DEFAULT_NUM_ENVS = (1, 256, 4096)
 DEFAULT_STEPS = {1: 20_000, 256: 2_000, 4096: 500}
 
 
-def env_registry() -> ModuleType:
-    """rlkit's `envs` package. This script is itself named envs.py, and `python benchmarks/envs.py`
-    puts benchmarks/ first on the import path, so drop that folder before importing."""
-    here = Path(__file__).resolve().parent
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
-    return importlib.import_module("envs")
-
-
 def random_action_rollout(name: str, num_envs: int, steps: int) -> Callable[[jax.Array], jax.Array]:
     """Jitted key -> summed reward of `steps` random-action steps of `num_envs` copies."""
-    env, params = env_registry().make(name)
+    env, params = envs.make(name)
     venv = VectorEnv(env, num_envs)
     space = env.action_space(params)
 
