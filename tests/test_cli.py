@@ -117,7 +117,7 @@ def test_console_script_reports_bad_input_without_a_traceback() -> None:
 
 def _train_in_fresh_process(tmp_path, name: str, cache: str) -> subprocess.CompletedProcess:
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"},
         "RLKIT_CACHE_DIR": cache,
         "JAX_LOG_COMPILES": "1",  # also logs each persistent-cache hit, as a warning
     }
