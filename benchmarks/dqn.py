@@ -32,10 +32,7 @@ def main() -> None:
         dqn.Config, {**dqn.PRESETS["rejax/CartPole"], "total_steps": args.steps}
     )
     algo = dqn.make(config, env, params)
-    bench.print_header(f"DQN rejax/CartPole on CartPole-v1, {bench.steps_title(algo, args.steps)}")
-    for seeds in args.seeds:
-        bench.print_row(bench.measure(algo, seeds, args.repeat, eval_episodes=32))
-    bench.print_footer(REFERENCE)
+    bench.report("DQN rejax/CartPole on CartPole-v1", algo, args, REFERENCE, eval_episodes=32)
 
 
 if __name__ == "__main__":

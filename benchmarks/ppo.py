@@ -35,10 +35,7 @@ def main() -> None:
         ppo.Config, {**ppo.PRESETS["rejax/CartPole"], "total_steps": args.steps}
     )
     algo = ppo.make(config, env, params)
-    bench.print_header(f"PPO rejax/CartPole on CartPole-v1, {bench.steps_title(algo, args.steps)}")
-    for seeds in args.seeds:
-        bench.print_row(bench.measure(algo, seeds, args.repeat, eval_episodes=32))
-    bench.print_footer(REFERENCE)
+    bench.report("PPO rejax/CartPole on CartPole-v1", algo, args, REFERENCE, eval_episodes=32)
 
 
 if __name__ == "__main__":

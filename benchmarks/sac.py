@@ -35,10 +35,7 @@ def main() -> None:
     env, params = envs.make("Pendulum-v1")
     config = config_from_dict(sac.Config, {**sac.PRESETS[args.preset], "total_steps": args.steps})
     algo = sac.make(config, env, params)
-    bench.print_header(f"SAC {args.preset} on Pendulum-v1, {bench.steps_title(algo, args.steps)}")
-    for seeds in args.seeds:
-        bench.print_row(bench.measure(algo, seeds, args.repeat, eval_episodes=16))
-    bench.print_footer(REFERENCE)
+    bench.report(f"SAC {args.preset} on Pendulum-v1", algo, args, REFERENCE, eval_episodes=16)
 
 
 if __name__ == "__main__":

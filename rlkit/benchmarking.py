@@ -3,8 +3,8 @@
 `measure` compiles once and trains `repeat` times from the same seeds (the runner keeps the
 compiled program), so the figures separate the compile from training and show the spread
 between identical runs: on a shared or virtual machine single runs of the same work differ by
-10% or more, so a median and a best are reported rather than one number. `print_header`,
-`print_row` and `print_footer` print every benchmark's results with the same columns.
+10% or more, so a median and a best are reported rather than one number. `report` measures
+and prints every benchmark's results with the same columns.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 from rlkit.algorithm import Algorithm
 from rlkit.runner import train
 
-__all__ = ["Measurement", "measure", "parse", "parser", "print_footer", "print_header", "print_row"]
+__all__ = ["Measurement", "measure", "parse", "parser", "report", "steps_title"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,17 +57,11 @@ def measure(
     round trip until the end). The compile is counted once, from the first run."""
     if repeat < 1:
         raise ValueError(f"repeat must be >= 1, got {repeat}")
-    runs = []
     cpu_start = time.process_time()
-    for _ in range(repeat):
-        runs.append(
-            train(
-                algo,
-                num_seeds=num_seeds,
-                chunk_target=algo.num_updates,
-                eval_episodes=eval_episodes,
-            )
-        )
+    runs = [
+        train(algo, num_seeds=num_seeds, chunk_target=algo.num_updates, eval_episodes=eval_episodes)
+        for _ in range(repeat)
+    ]
     return Measurement(
         seeds=num_seeds,
         devices=int(runs[0].timing["devices"]),
@@ -109,8 +103,22 @@ def steps_title(algo: Algorithm, total_steps: int) -> str:
     return f"{timed:,} timed steps per seed{requested}"
 
 
-def print_header(title: str) -> None:
-    """The benchmark's title with the machine's CPU count and load, then the column names."""
+def report(
+    title: str, algo: Algorithm, args: argparse.Namespace, reference: str, eval_episodes: int = 32
+) -> None:
+    """Measure `algo` for each of `args.seeds` (`args.repeat` runs each) and print the table:
+    a title line with the timed steps and the machine's CPU count and load, one row per seed
+    count as it is measured, then what the columns mean and the `reference` figures."""
+    _print_header(f"{title}, {steps_title(algo, args.steps)}")
+    for seeds in args.seeds:
+        _print_row(measure(algo, seeds, args.repeat, eval_episodes))
+    print(
+        "train s: median of the runs (best s: the fastest); steps/s: summed over seeds, at the "
+        f"median; cpu s: process CPU time over all runs, compile included.\n{reference}"
+    )
+
+
+def _print_header(title: str) -> None:
     print(f"{title}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     print(
         f"{'seeds':>5} {'devices':>7} {'compile s':>9} {'train s':>8} {'best s':>7} "
@@ -118,18 +126,10 @@ def print_header(title: str) -> None:
     )
 
 
-def print_row(m: Measurement) -> None:
+def _print_row(m: Measurement) -> None:
     print(
         f"{m.seeds:>5} {m.devices:>7} {m.compile_seconds:>9.1f} {m.median_seconds:>8.2f} "
         f"{min(m.train_seconds):>7.2f} {m.steps_per_second:>10,.0f} {m.cpu_seconds:>6.1f}  "
         f"{m.returns.mean():.1f}, {m.returns.min():.1f}",
         flush=True,
-    )
-
-
-def print_footer(reference: str) -> None:
-    """What the columns mean, and the reference figures to read them against."""
-    print(
-        "train s: median of the runs (best s: the fastest); steps/s: summed over seeds, at the "
-        f"median; cpu s: process CPU time over all runs, compile included.\n{reference}"
     )
