@@ -7,19 +7,44 @@ builds the same program (same algorithm, environment, shapes and static settings
 hyperparameters such as learning rates may differ) loads it instead. `rlkit train` turns this
 on; library users call `enable_compilation_cache()` themselves.
 
-Where: $RLKIT_CACHE_DIR, else $XDG_CACHE_HOME/rlkit/xla, else ~/.cache/rlkit/xla. The
-least recently used entries go once the folder passes MAX_BYTES. RLKIT_CACHE_DIR=off turns the
-cache off; a directory chosen through JAX itself (JAX_COMPILATION_CACHE_DIR) is left as it is.
+Where: a folder per CPU model (`host_cpu_key`) in $RLKIT_CACHE_DIR, else in
+$XDG_CACHE_HOME/rlkit/xla, else in ~/.cache/rlkit/xla. JAX's cache key does not name the CPU,
+and XLA:CPU only logs an error when it loads a program compiled for instructions this CPU lacks,
+so a home folder shared by different machines must not hand one machine's programs to another.
+The least recently used entries go once the folder passes MAX_BYTES. RLKIT_CACHE_DIR=off turns
+the cache off; a directory chosen through JAX itself (JAX_COMPILATION_CACHE_DIR) is left as it is.
+
+XLA:CPU also counts two LLVM tuning preferences (+prefer-no-gather, +prefer-no-scatter: set for
+AMD Zen 4 and some Intel cores) as CPU features when it checks a loaded program, finds them
+missing from the host's list, and logs two errors ("could lead to ... SIGILL") and a warning
+for every program it loads, on the very machine that compiled it (jax-ml/jax#38445). The program
+is correct and runs. `quiet_cache_loads` drops exactly those lines while programs compile or
+load; every other line reaches stderr unchanged.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
+import platform
+import re
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import jax
 
-__all__ = ["CACHE_ENV", "MAX_BYTES", "cache_dir", "enable_compilation_cache"]
+__all__ = [
+    "CACHE_ENV",
+    "MAX_BYTES",
+    "cache_dir",
+    "drop_false_alarms",
+    "enable_compilation_cache",
+    "host_cpu_key",
+    "quiet_cache_loads",
+]
 
 CACHE_ENV = "RLKIT_CACHE_DIR"
 MAX_BYTES = 2 * 1024**3
@@ -29,13 +54,77 @@ _MIN_COMPILE_SECONDS = 0.2
 _OFF = ("", "0", "off", "none", "false")
 
 
+_FALSE_ALARMS = re.compile(
+    rb"cpu_aot_loader\.cc:\d+\] Loading XLA:CPU AOT result\. Target machine feature "
+    rb"\+prefer-no-(gather|scatter) is not "
+    rb"|pjrt_executable\.cc:\d+\] Assume version compatibility\. PjRt-IFRT does not track XLA "
+    rb"executable versions\."
+)
+
+
+def host_cpu_key(cpuinfo: str | None = None) -> str:
+    """A short name for this CPU model and its instruction sets: the architecture and a hash of
+    the first processor's model name and feature flags (from /proc/cpuinfo on Linux; from
+    `platform.processor()` elsewhere). `cpuinfo` overrides the file's text (for tests)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = platform.processor()
+    first = cpuinfo.split("\n\n")[0]
+    wanted = [
+        line for line in first.splitlines() if re.match(r"(model name|flags|Features)\s*:", line)
+    ]
+    digest = hashlib.sha256("\n".join(wanted or [first]).encode()).hexdigest()[:12]
+    return f"{platform.machine() or 'cpu'}-{digest}"
+
+
 def cache_dir() -> Path | None:
-    """The cache folder rlkit would use, or None when RLKIT_CACHE_DIR turns the cache off."""
+    """The cache folder rlkit would use (its subfolder for this CPU), or None when
+    RLKIT_CACHE_DIR turns the cache off."""
     chosen = os.environ.get(CACHE_ENV)
     if chosen is not None:
-        return None if chosen.strip().lower() in _OFF else Path(chosen).expanduser()
+        if chosen.strip().lower() in _OFF:
+            return None
+        return Path(chosen).expanduser() / host_cpu_key()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "rlkit" / "xla"
+    return Path(base) / "rlkit" / "xla" / host_cpu_key()
+
+
+@contextlib.contextmanager
+def quiet_cache_loads(active: bool | None = None) -> Iterator[None]:
+    """While the block runs, hold back what is written to stderr (file descriptor 2, where
+    XLA logs), then write it out without XLA's false alarms about loaded CPU programs (see the
+    module docstring). `active` defaults to whether JAX's persistent cache is on; when it is
+    off, nothing is held back."""
+    if active is None:
+        active = bool(jax.config.jax_compilation_cache_dir)
+    if not active:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            _write_all(2, drop_false_alarms(held.read()))
+
+
+def drop_false_alarms(text: bytes) -> bytes:
+    """`text` without the lines of XLA's false alarms about loaded CPU programs."""
+    lines = text.splitlines(keepends=True)
+    return b"".join(line for line in lines if not _FALSE_ALARMS.search(line))
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data) :]
 
 
 def enable_compilation_cache(directory: str | os.PathLike | None = None) -> Path | None:

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rlkit.algorithm import Algorithm
+from rlkit.compile_cache import quiet_cache_loads
 from rlkit.devices import seed_sharding
 from rlkit.evaluation import evaluate
 
@@ -95,7 +96,8 @@ def _compiled(key: tuple, build: Callable[[], Any]) -> Any:
     if key not in _COMPILED:
         if len(_COMPILED) >= _COMPILED_MAX:
             _COMPILED.pop(next(iter(_COMPILED)))
-        _COMPILED[key] = build()
+        with quiet_cache_loads():  # a program may come from the on-disk cache
+            _COMPILED[key] = build()
     return _COMPILED[key]
 
 

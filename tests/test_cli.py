@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from rlkit.cli import main
-from rlkit.compile_cache import cache_dir
+from rlkit.compile_cache import host_cpu_key
 
 
 def test_train_writes_config_metrics_and_summary(tmp_path, capsys) -> None:
@@ -135,43 +135,24 @@ def _train_in_fresh_process(tmp_path, name: str, cache: str) -> subprocess.Compl
 
 
 def test_a_rerun_loads_the_compiled_training_program_from_the_cache(tmp_path) -> None:
-    cache = tmp_path / "xla-cache"
-    first = _train_in_fresh_process(tmp_path, "first", str(cache))
+    cache = tmp_path / "xla-cache" / host_cpu_key()  # rlkit keeps a folder per CPU model
+    first = _train_in_fresh_process(tmp_path, "first", str(cache.parent))
     assert "compilation cache hit" not in first.stderr
     # init, the training chunk and the evaluation at least
     stored = [entry for entry in cache.iterdir() if entry.name.endswith("-cache")]
     assert len(stored) >= 3
-    second = _train_in_fresh_process(tmp_path, "second", str(cache))
+    second = _train_in_fresh_process(tmp_path, "second", str(cache.parent))
     # every program the first run stored is loaded, not compiled again
     assert second.stderr.count("Persistent compilation cache hit") == len(stored)
+    # without XLA's false alarms about the loaded programs (jax-ml/jax#38445)
+    assert "prefer-no-gather" not in second.stderr
+    assert "Assume version compatibility" not in second.stderr
     runs = [tmp_path / name for name in ("first", "second")]
     metrics = [(run / "metrics.jsonl").read_text() for run in runs]
     assert metrics[0] == metrics[1]  # the loaded program computes the same numbers
     summaries = [json.loads((run / "summary.json").read_text()) for run in runs]
     assert summaries[0]["evaluation"] == summaries[1]["evaluation"]
     assert summaries[1]["compilation_cache"] == str(cache)
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [("off", None), ("OFF", None), ("", None), ("/tmp/x", "/tmp/x"), ("~/c", "HOME/c")],
-)
-def test_cache_folder_follows_rlkit_cache_dir(monkeypatch, value, expected) -> None:
-    monkeypatch.setenv("RLKIT_CACHE_DIR", value)
-    monkeypatch.setenv("HOME", "/home/someone")
-    folder = cache_dir()
-    assert (None if folder is None else str(folder)) == (
-        None if expected is None else expected.replace("HOME", "/home/someone")
-    )
-
-
-def test_cache_folder_defaults_to_the_user_cache(monkeypatch) -> None:
-    monkeypatch.delenv("RLKIT_CACHE_DIR")
-    monkeypatch.setenv("HOME", "/home/someone")
-    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
-    assert str(cache_dir()) == "/home/someone/.cache/rlkit/xla"
-    monkeypatch.setenv("XDG_CACHE_HOME", "/var/cache/me")
-    assert str(cache_dir()) == "/var/cache/me/rlkit/xla"
 
 
 def test_algos_lists_every_algorithm(capsys) -> None:
