@@ -88,11 +88,7 @@ def main() -> None:
     for name in args.envs:
         for num_envs in args.num_envs:
             steps = args.steps or DEFAULT_STEPS.get(num_envs, max(500, 2_000_000 // num_envs))
-            try:
-                row = measure(name, num_envs, steps, args.repeats)
-            except Exception as error:  # an env another engineer has not finished: say so, go on
-                print(f"{name:<18}{num_envs:>9}  unavailable: {type(error).__name__}: {error}")
-                continue
+            row = measure(name, num_envs, steps, args.repeats)
             print(
                 f"{name:<18}{num_envs:>9}{steps:>8}{row['compile_s']:>11.2f}"
                 f"{row['best']:>14,.0f}{row['median']:>14,.0f}",

@@ -67,7 +67,7 @@ def measure(
         devices=int(runs[0].timing["devices"]),
         compile_seconds=runs[0].timing["compile_seconds"],
         train_seconds=tuple(r.timing["train_seconds"] for r in runs),
-        steps=algo.num_updates * algo.steps_per_update,
+        steps=int(runs[0].timing["env_steps"]),
         cpu_seconds=time.process_time() - cpu_start,
         returns=np.asarray(runs[-1].evaluation["returns"]).mean(axis=1),
     )

@@ -12,19 +12,21 @@ $XDG_CACHE_HOME/rlkit/xla, else in ~/.cache/rlkit/xla. JAX's cache key does not 
 and XLA:CPU only logs an error when it loads a program compiled for instructions this CPU lacks,
 so a home folder shared by different machines must not hand one machine's programs to another.
 The least recently used entries go once the folder passes MAX_BYTES. RLKIT_CACHE_DIR=off turns
-the cache off; a directory chosen through JAX itself (JAX_COMPILATION_CACHE_DIR) is left as it is.
+the cache off; a directory chosen through JAX itself (JAX_COMPILATION_CACHE_DIR) is left as it is,
+and so is a threshold set in JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS.
 
 XLA:CPU also counts two LLVM tuning preferences (+prefer-no-gather, +prefer-no-scatter: set for
 AMD Zen 4 and some Intel cores) as CPU features when it checks a loaded program, finds them
 missing from the host's list, and logs two errors ("could lead to ... SIGILL") and a warning
 for every program it loads, on the very machine that compiled it (jax-ml/jax#38445). The program
-is correct and runs. `quiet_cache_loads` drops exactly those lines while programs compile or
-load; every other line reaches stderr unchanged.
+is correct and runs. `enable_compilation_cache` routes every cache read through
+`quiet_cache_loads`, which drops exactly those lines; every other line reaches stderr unchanged.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import platform
@@ -33,6 +35,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import jax
 
@@ -51,8 +54,8 @@ MAX_BYTES = 2 * 1024**3
 # Programs that compile faster than this are not worth a file (JAX's default is 1 s, which
 # leaves out the small init and evaluation programs that together still cost a second).
 _MIN_COMPILE_SECONDS = 0.2
+_MIN_COMPILE_ENV = "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"
 _OFF = ("", "0", "off", "none", "false")
-
 
 _FALSE_ALARMS = re.compile(
     rb"cpu_aot_loader\.cc:\d+\] Loading XLA:CPU AOT result\. Target machine feature "
@@ -83,25 +86,20 @@ def cache_dir() -> Path | None:
     """The cache folder rlkit would use (its subfolder for this CPU), or None when
     RLKIT_CACHE_DIR turns the cache off."""
     chosen = os.environ.get(CACHE_ENV)
-    if chosen is not None:
-        if chosen.strip().lower() in _OFF:
-            return None
-        return Path(chosen).expanduser() / host_cpu_key()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "rlkit" / "xla" / host_cpu_key()
+    if chosen is None:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rlkit" / "xla"
+    elif chosen.strip().lower() in _OFF:
+        return None
+    else:
+        base = Path(chosen).expanduser()
+    return base / host_cpu_key()
 
 
 @contextlib.contextmanager
-def quiet_cache_loads(active: bool | None = None) -> Iterator[None]:
+def quiet_cache_loads() -> Iterator[None]:
     """While the block runs, hold back what is written to stderr (file descriptor 2, where
     XLA logs), then write it out without XLA's false alarms about loaded CPU programs (see the
-    module docstring). `active` defaults to whether JAX's persistent cache is on; when it is
-    off, nothing is held back."""
-    if active is None:
-        active = bool(jax.config.jax_compilation_cache_dir)
-    if not active:
-        yield
-        return
+    module docstring)."""
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as held:
@@ -114,6 +112,28 @@ def quiet_cache_loads(active: bool | None = None) -> Iterator[None]:
             os.close(saved)
             held.seek(0)
             _write_all(2, drop_false_alarms(held.read()))
+
+
+def _install_quiet_loads() -> None:
+    """Run every read of JAX's persistent cache (the lookup and the deserialisation that logs
+    the false alarms) inside `quiet_cache_loads`, whoever compiles. The reader is a private JAX
+    function (jax 0.9.2, pinned); if it is not where it was, loads stay as loud as JAX makes
+    them, and nothing else changes."""
+    try:
+        from jax._src import compilation_cache as jax_cache
+    except ImportError:
+        return
+    read = getattr(jax_cache, "get_executable_and_time", None)
+    if read is None or getattr(read, "quiet_loads", False):
+        return
+
+    @functools.wraps(read)
+    def quiet_read(*args: Any, **kwargs: Any) -> Any:
+        with quiet_cache_loads():
+            return read(*args, **kwargs)
+
+    quiet_read.quiet_loads = True  # type: ignore[attr-defined]
+    jax_cache.get_executable_and_time = quiet_read
 
 
 def drop_false_alarms(text: bytes) -> bytes:
@@ -136,6 +156,7 @@ def enable_compilation_cache(directory: str | os.PathLike | None = None) -> Path
     """
     already = jax.config.jax_compilation_cache_dir
     if already:
+        _install_quiet_loads()
         return Path(already)
     folder = Path(directory).expanduser() if directory is not None else cache_dir()
     if folder is None:
@@ -145,6 +166,8 @@ def enable_compilation_cache(directory: str | os.PathLike | None = None) -> Path
     except OSError:
         return None
     jax.config.update("jax_compilation_cache_dir", str(folder))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", _MIN_COMPILE_SECONDS)
+    if _MIN_COMPILE_ENV not in os.environ:  # a threshold set through JAX itself is kept
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", _MIN_COMPILE_SECONDS)
     jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
+    _install_quiet_loads()
     return folder

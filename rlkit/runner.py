@@ -21,7 +21,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from rlkit.algorithm import Algorithm
-from rlkit.compile_cache import quiet_cache_loads
 from rlkit.devices import seed_sharding
 from rlkit.evaluation import evaluate
 
@@ -96,8 +95,7 @@ def _compiled(key: tuple, build: Callable[[], Any]) -> Any:
     if key not in _COMPILED:
         if len(_COMPILED) >= _COMPILED_MAX:
             _COMPILED.pop(next(iter(_COMPILED)))
-        with quiet_cache_loads():  # a program may come from the on-disk cache
-            _COMPILED[key] = build()
+        _COMPILED[key] = build()
     return _COMPILED[key]
 
 

@@ -120,6 +120,8 @@ def _train_in_fresh_process(tmp_path, name: str, cache: str) -> subprocess.Compl
         **{k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"},
         "RLKIT_CACHE_DIR": cache,
         "JAX_LOG_COMPILES": "1",  # also logs each persistent-cache hit, as a warning
+        # store every program, however fast it compiles, so that every one is loaded again
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
     }
     args = ["train", "ppo", "--env", "CartPole-v1", "--steps", "2048", "--set", "num_envs=4"]
     args += ["--runs-dir", str(tmp_path), "--name", name, "--no-progress", "--eval-episodes", "2"]
@@ -138,13 +140,13 @@ def test_a_rerun_loads_the_compiled_training_program_from_the_cache(tmp_path) ->
     cache = tmp_path / "xla-cache" / host_cpu_key()  # rlkit keeps a folder per CPU model
     first = _train_in_fresh_process(tmp_path, "first", str(cache.parent))
     assert "compilation cache hit" not in first.stderr
-    # init, the training chunk and the evaluation at least
+    # init, the training chunk, the evaluation and every small eager program
     stored = [entry for entry in cache.iterdir() if entry.name.endswith("-cache")]
-    assert len(stored) >= 3
+    assert len(stored) > 3
     second = _train_in_fresh_process(tmp_path, "second", str(cache.parent))
     # every program the first run stored is loaded, not compiled again
     assert second.stderr.count("Persistent compilation cache hit") == len(stored)
-    # without XLA's false alarms about the loaded programs (jax-ml/jax#38445)
+    # without XLA's false alarms about any loaded program (jax-ml/jax#38445)
     assert "prefer-no-gather" not in second.stderr
     assert "Assume version compatibility" not in second.stderr
     runs = [tmp_path / name for name in ("first", "second")]

@@ -24,7 +24,6 @@ def test_cpu_key_names_the_model_and_its_instruction_sets() -> None:
     assert host_cpu_key(ZEN4.replace("4792.81", "4000.00")) == key  # clock speed: same CPU
     assert host_cpu_key(ZEN4.replace(" avx512f", "")) != key  # fewer instructions
     assert host_cpu_key(ZEN4.replace("9654 96-Core", "9554 64-Core")) != key  # other model
-    assert host_cpu_key() == host_cpu_key()  # this machine's, stable
 
 
 @pytest.mark.parametrize(
@@ -76,17 +75,16 @@ def test_only_the_false_alarms_are_dropped() -> None:
 
 
 def test_quiet_cache_loads_filters_what_reaches_file_descriptor_2(capfd) -> None:
-    with quiet_cache_loads(active=True):
+    with quiet_cache_loads():
         os.write(2, ALARMS + b"kept 1\n")
         os.write(2, REAL)
     assert capfd.readouterr().err.encode() == b"kept 1\n" + REAL
-    with quiet_cache_loads(active=False):  # the cache is off: nothing is held or dropped
-        os.write(2, ALARMS)
+    os.write(2, ALARMS)  # outside the block nothing is held or dropped
     assert capfd.readouterr().err.encode() == ALARMS
 
 
 def test_quiet_cache_loads_restores_stderr_when_the_block_fails(capfd) -> None:
-    with pytest.raises(RuntimeError, match="compile failed"), quiet_cache_loads(active=True):
+    with pytest.raises(RuntimeError, match="compile failed"), quiet_cache_loads():
         os.write(2, b"before the failure\n" + ALARMS)
         raise RuntimeError("compile failed")
     os.write(2, b"after\n")
