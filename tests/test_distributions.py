@@ -1,4 +1,4 @@
-"""Tests for rlkit.distributions against closed forms and scipy.stats."""
+"""Tests for rlkit.ops.distributions against closed forms and scipy.stats."""
 
 import jax
 import jax.numpy as jnp
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from rlkit.distributions import Categorical, DiagGaussian, TanhGaussian
+from rlkit.ops.distributions import Categorical, DiagGaussian, TanhGaussian
 
 LOGITS = np.array(
     [[[0.3, -1.2, 2.0, 0.5], [1.0, 1.0, 1.0, 1.0], [-3.0, 0.0, 4.0, -0.5]]], np.float32

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from rlkit.optim import apply_gradients, global_norm, make_optimiser
+from rlkit.ops.optim import apply_gradients, global_norm, make_optimiser
 
 
 def _tree(key: jax.Array) -> dict:

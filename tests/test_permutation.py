@@ -1,4 +1,4 @@
-"""rlkit.permutation: a permutation, uniformly distributed, for small and large n."""
+"""rlkit.ops.permutation: a permutation, uniformly distributed, for small and large n."""
 
 import itertools
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from rlkit.permutation import permutation
+from rlkit.ops.permutation import permutation
 
 
 @pytest.mark.parametrize("n", [1, 2, 5, 500, 12_000, 2**20 + 3])

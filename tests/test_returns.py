@@ -1,4 +1,4 @@
-"""Tests for rlkit.returns: hand-computed rollouts, identities between estimators, and rlax.
+"""Tests for rlkit.ops.returns: hand-computed rollouts, identities between estimators, and rlax.
 
 The hand-computed rollout has T = 5 steps and two environments (columns):
 
@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import rlax
 
-from rlkit.returns import discounted_returns, gae, n_step_targets, td_lambda
+from rlkit.ops.returns import discounted_returns, gae, n_step_targets, td_lambda
 
 GAMMA = 0.5
 LAMBDA = 0.5
