@@ -6,8 +6,19 @@ import dataclasses
 
 import pytest
 
-from agents import ppo
-from rlkit.config import config_from_dict, config_to_dict, hparams_of, parse_assignment
+from agents import a2c, dqn, ppo, reinforce, sac
+from rlkit.core import fields
+from rlkit.core.config import (
+    RENAMED,
+    config_from_dict,
+    config_to_dict,
+    hparams_of,
+    load_presets,
+    parse_assignment,
+)
+from rlkit.nets.layers import ACTIVATIONS
+
+AGENTS = (reinforce, a2c, ppo, dqn, sac)
 
 
 def test_out_of_range_values_name_the_field_and_the_range() -> None:
@@ -15,8 +26,8 @@ def test_out_of_range_values_name_the_field_and_the_range() -> None:
         ppo.Config(gamma=1.5)
     with pytest.raises(ValueError, match="activation must be one of"):
         ppo.Config(activation="sigmoid")
-    with pytest.raises(ValueError, match=r"adam_eps must be in \(0, inf\]"):
-        ppo.Config(adam_eps=0.0)
+    with pytest.raises(ValueError, match=r"optimiser_eps must be in \(0, inf\]"):
+        ppo.Config(optimiser_eps=0.0)
     with pytest.raises(ValueError, match="num_minibatches"):
         ppo.Config(num_envs=3, rollout_length=5, num_minibatches=4)
 
@@ -59,3 +70,48 @@ def test_config_round_trips_through_a_dict() -> None:
 @pytest.mark.parametrize("preset", list(ppo.PRESETS))
 def test_every_ppo_preset_is_a_valid_config(preset: str) -> None:
     config_from_dict(ppo.Config, ppo.PRESETS[preset])
+
+
+def test_a_field_shared_by_agents_means_the_same_in_each_only_its_default_differs() -> None:
+    # Every name declared in rlkit.core.fields has one help text (up to the default's source in
+    # parentheses), one range and one kind wherever an agent has it.
+    shared = set(fields.__all__) - {"ACTIVATIONS"}
+    seen = set()
+    for agent in AGENTS:
+        for f in dataclasses.fields(agent.Config):
+            if f.name not in shared:
+                continue
+            declared = getattr(fields, f.name)(f.default, "\0").metadata
+            before, after = declared["help"].split("\0")
+            assert f.metadata["help"].startswith(before), (agent.__name__, f.name)
+            assert f.metadata["help"].endswith(after), (agent.__name__, f.name)
+            rest = lambda meta: {k: v for k, v in meta.items() if k != "help"}  # noqa: E731
+            assert rest(f.metadata) == rest(declared), (agent.__name__, f.name)
+            seen.add(f.name)
+    assert {"learning_rate", "gamma", "optimiser_eps", "hidden", "total_steps"} <= set(seen)
+
+
+def test_no_agent_has_an_old_name_and_an_old_name_says_the_new_one() -> None:
+    for agent in AGENTS:
+        names = {f.name for f in dataclasses.fields(agent.Config)}
+        assert not set(RENAMED) & names, agent.__name__
+    with pytest.raises(ValueError, match="'adam_eps' is now called 'optimiser_eps'"):
+        config_from_dict(ppo.Config, {"adam_eps": 1e-5})
+    with pytest.raises(ValueError, match="'train_freq' is now called 'train_frequency'"):
+        config_from_dict(sac.Config, {"train_freq": 2})
+
+
+def test_the_activation_choices_are_the_networks_activations() -> None:
+    assert tuple(ACTIVATIONS) == fields.ACTIVATIONS
+
+
+def test_presets_read_from_yaml_are_typed_and_templates_are_not_presets(tmp_path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "_base: &base\n  learning_rate: 3e-4\n  hidden: [8, 8]\none:\n  <<: *base\n  num_envs: 2\n"
+    )
+    presets = load_presets(path, ppo.Config)
+    assert presets == {"one": {"learning_rate": 3e-4, "hidden": (8, 8), "num_envs": 2}}
+    path.write_text("bad:\n  gama: 0.9\n")
+    with pytest.raises(ValueError, match="unknown fields: \\['gama'\\]"):
+        load_presets(path, ppo.Config)

@@ -11,9 +11,9 @@ import pytest
 from flax import struct
 
 import envs
-from rlkit import spaces
-from rlkit.env import Environment, VectorEnv, action_mask
-from rlkit.wrappers import (
+from rlkit.core import spaces
+from rlkit.core.env import Environment, VectorEnv, action_mask
+from rlkit.core.wrappers import (
     ClipAction,
     EpisodeStatistics,
     NormalizeObservation,

@@ -18,9 +18,9 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from rlkit.env import VectorEnv, Wrapper
-from rlkit.normalization import RunningStats
-from rlkit.spaces import Box
+from rlkit.core.env import VectorEnv, Wrapper
+from rlkit.core.spaces import Box
+from rlkit.ops.running_stats import RunningStats
 
 __all__ = [
     "ClipAction",

@@ -7,7 +7,7 @@ Every environment is functional and stateless, so `jax.jit` and `jax.vmap` apply
 - `env.step(key, state, action, params) -> (obs, state, reward, terminated, truncated, info)`:
   auto-resets when the episode ends; `info["final_observation"]` holds the pre-reset observation,
   so a learner can bootstrap from it on truncation (a time-limit cut) and not on termination.
-- `env.observation_space(params)`, `env.action_space(params)`: spaces of `rlkit.spaces`.
+- `env.observation_space(params)`, `env.action_space(params)`: spaces of `rlkit.core.spaces`.
 - Discrete envs with invalid actions expose `env.action_mask(state, params) -> bool[num_actions]`
   (True = allowed) and put the mask of the returned observation in `info["action_mask"]` and
   that of `info["final_observation"]` in `info["final_action_mask"]`.

@@ -17,8 +17,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import math
 import types
 import typing
+from pathlib import Path
 from typing import Any
 
 import jax.numpy as jnp
@@ -30,6 +32,7 @@ __all__ = [
     "describe",
     "hp",
     "hparams_of",
+    "load_presets",
     "parse_assignment",
     "validate",
 ]
@@ -131,12 +134,22 @@ def _coerce_scalar(name: str, declared: Any, value: Any) -> Any:
             raise ValueError(f"{name} must be an integer, got {value!r}")
         return int(value)
     if declared is float:
+        if isinstance(value, str):
+            # YAML 1.1 reads 3e-4 (no dot) as a string; it is the number the user meant.
+            with contextlib.suppress(ValueError):
+                value = float(value)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"{name} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
         return float(value)
     if declared is str:
         return str(value)
     return value
+
+
+#: Fields renamed when the agents' names were unified (old name -> new name).
+RENAMED = {"adam_eps": "optimiser_eps", "train_freq": "train_frequency"}
 
 
 def config_from_dict(config_cls: type, values: dict[str, Any], base: Any = None) -> Any:
@@ -145,6 +158,8 @@ def config_from_dict(config_cls: type, values: dict[str, Any], base: Any = None)
     kwargs = {} if base is None else config_to_dict(base)
     kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in kwargs.items()}
     for key, value in values.items():
+        if key in RENAMED and RENAMED[key] in names:
+            raise ValueError(f"hyperparameter {key!r} is now called {RENAMED[key]!r}")
         if key not in names:
             close = difflib.get_close_matches(key, names, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
@@ -178,3 +193,20 @@ def describe(config_cls: type) -> list[tuple[str, Any, str, bool]]:
         (f.name, f.default, f.metadata.get("help", ""), bool(f.metadata.get("traced")))
         for f in dataclasses.fields(config_cls)
     ]
+
+
+def load_presets(path: str | Path, config_cls: type) -> dict[str, dict[str, Any]]:
+    """Named presets from a YAML file: {name: {field: value}}, each value coerced to its field's
+    type (YAML lists become tuples). Top-level keys starting with "_" are templates for YAML
+    merge keys (`<<: *name`), not presets. An unknown field raises ValueError."""
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    presets = {}
+    for preset, values in data.items():
+        if preset.startswith("_"):
+            continue
+        unknown = set(values) - names
+        if unknown:
+            raise ValueError(f"preset {preset} in {path} has unknown fields: {sorted(unknown)}")
+        presets[preset] = {k: _coerce(config_cls, k, v) for k, v in values.items()}
+    return presets
