@@ -1,4 +1,4 @@
-"""Flax networks shared by the agents: MLP torsos, policy heads, value and Q heads.
+"""Flax building blocks shared by every network: MLP torsos, policy and value heads.
 
 Initialisation follows the reference implementations (CleanRL, PureJaxRL, SB3): orthogonal
 weights with gain sqrt(2) in hidden layers, 0.01 for policy outputs, 1.0 for value outputs,
@@ -15,18 +15,22 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import struct
+
+from rlkit.ops.running_stats import RunningStats
 
 __all__ = [
     "ACTIVATIONS",
     "MLP",
     "CategoricalHead",
-    "DoubleQ",
     "GaussianHead",
-    "QHead",
+    "PolicyParams",
     "ValueHead",
     "flatten_obs",
+    "normalized_input",
 ]
 
+# The names config fields offer (rlkit.core.fields.ACTIVATIONS; a test keeps the two equal).
 ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu, "gelu": nn.gelu, "swish": nn.swish}
 
 
@@ -35,6 +39,21 @@ def flatten_obs(obs: Any, batch_ndim: int = 1) -> jax.Array:
     leaves = jax.tree.leaves(obs)
     flat = [x.reshape((*x.shape[:batch_ndim], -1)).astype(jnp.float32) for x in leaves]
     return flat[0] if len(flat) == 1 else jnp.concatenate(flat, axis=-1)
+
+
+@struct.dataclass
+class PolicyParams:
+    """What `act` needs: network weights and the observation statistics (if normalising)."""
+
+    params: Any
+    obs_stats: RunningStats
+    normalize: bool = struct.field(pytree_node=False, default=False)
+
+
+def normalized_input(policy: PolicyParams, obs: Any) -> jax.Array:
+    """Flatten observations [B, ...] to [B, F], normalised when the policy normalises."""
+    x = flatten_obs(obs)
+    return policy.obs_stats.normalize(x) if policy.normalize else x
 
 
 def orthogonal(scale: float) -> nn.initializers.Initializer:
@@ -94,44 +113,3 @@ class ValueHead(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         return nn.Dense(1, kernel_init=orthogonal(1.0), bias_init=nn.initializers.zeros)(x)[..., 0]
-
-
-class QHead(nn.Module):
-    """Action values [..., num_actions]; the dueling form (Wang et al. 2016) when `dueling`:
-    Q(s, a) = V(s) + A(s, a) - mean_a' A(s, a')."""
-
-    num_actions: int
-    dueling: bool = False
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        dense = lambda n, scale: nn.Dense(  # noqa: E731
-            n, kernel_init=orthogonal(scale), bias_init=nn.initializers.zeros
-        )
-        if not self.dueling:
-            return dense(self.num_actions, 1.0)(x)
-        value = dense(1, 1.0)(x)
-        advantage = dense(self.num_actions, 1.0)(x)
-        return value + advantage - advantage.mean(axis=-1, keepdims=True)
-
-
-class DoubleQ(nn.Module):
-    """Two independent critics evaluated together (a vmapped module): returns [2, ...].
-
-    `critic` is a module class taking (obs, action) or obs; both copies share its arguments.
-    """
-
-    critic: type[nn.Module]
-    critic_kwargs: dict[str, Any]
-
-    @nn.compact
-    def __call__(self, *inputs: jax.Array) -> jax.Array:
-        twin = nn.vmap(
-            self.critic,
-            variable_axes={"params": 0},
-            split_rngs={"params": True},
-            in_axes=None,
-            out_axes=0,
-            axis_size=2,
-        )
-        return twin(**self.critic_kwargs)(*inputs)

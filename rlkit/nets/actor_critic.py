@@ -11,19 +11,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from flax import struct
 
-from rlkit.distributions import Categorical, DiagGaussian
-from rlkit.networks import MLP, CategoricalHead, GaussianHead, ValueHead, flatten_obs
-from rlkit.normalization import RunningStats
-from rlkit.spaces import Box, Discrete, Space
+from rlkit.core.spaces import Box, Discrete, Space
+from rlkit.nets.layers import (
+    MLP,
+    CategoricalHead,
+    GaussianHead,
+    PolicyParams,
+    ValueHead,
+    normalized_input,
+)
+from rlkit.ops.distributions import Categorical, DiagGaussian
 
-__all__ = ["ActorCritic", "PolicyParams", "action_distribution", "make_act", "normalized_input"]
+__all__ = ["ActorCritic", "PolicyEval", "action_distribution", "evaluate", "make_act"]
 
 
 class ActorCritic(nn.Module):
@@ -61,21 +66,6 @@ class ActorCritic(nn.Module):
         return self.critic_head(self.critic_torso(x))
 
 
-@struct.dataclass
-class PolicyParams:
-    """What `act` needs: network weights and the observation statistics (if normalising)."""
-
-    params: Any
-    obs_stats: RunningStats
-    normalize: bool = struct.field(pytree_node=False, default=False)
-
-
-def normalized_input(policy: PolicyParams, obs: Any) -> jax.Array:
-    """Flatten observations [B, ...] to [B, F], normalised when the policy normalises."""
-    x = flatten_obs(obs)
-    return policy.obs_stats.normalize(x) if policy.normalize else x
-
-
 def action_distribution(
     action_space: Space, actor_out: Any, mask: jax.Array | None = None
 ) -> Categorical | DiagGaussian:
@@ -84,6 +74,26 @@ def action_distribution(
         return Categorical(logits=actor_out, mask=mask)
     mean, log_std = actor_out
     return DiagGaussian(mean=mean, log_std=log_std)
+
+
+class PolicyEval(NamedTuple):
+    """What the actor-critic says about a batch of B states: what an on-policy loss is a function
+    of (beside the batch's constants).
+
+    dist: the action distribution pi(.|s) (Categorical over [B, n], or DiagGaussian [B, d]).
+    values: V(s) [B] (zeros for a network without a critic).
+    """
+
+    dist: Categorical | DiagGaussian
+    values: jax.Array
+
+
+def evaluate(
+    network: ActorCritic, params: Any, x: jax.Array, mask: jax.Array | None = None
+) -> PolicyEval:
+    """The network on inputs x [B, F] (already normalised), with action masks [B, n] or None."""
+    actor_out, values = network.apply(params, x)
+    return PolicyEval(action_distribution(network.action_space, actor_out, mask), values)
 
 
 def make_act(network: ActorCritic) -> Callable[..., jax.Array]:
