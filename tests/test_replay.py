@@ -1,4 +1,4 @@
-"""Tests for rlkit.replay: storage layout, valid windows, sampling distributions, importance
+"""Tests for rlkit.data.replay: storage layout, valid windows, sampling distributions, importance
 weights, vmap over seeds, donation and sampling cost."""
 
 import functools
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from rlkit.replay import (
+from rlkit.data.replay import (
     PrioritisedReplay,
     UniformReplay,
     _tree_find,

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from rlkit.env import action_mask
+from rlkit.core.env import action_mask
 
 __all__ = ["EnvCarry", "Transition", "next_action_masks", "reset_envs", "rollout"]
 

@@ -127,19 +127,29 @@ def beta_schedule(
 # ---------------------------------------------------------------------------------------------
 
 
-def _validate(max_length: int, add_batch_size: int, sample_batch_size: int, sequence_length: int):
-    for name, value in [
-        ("max_length", max_length),
-        ("add_batch_size", add_batch_size),
-        ("sample_batch_size", sample_batch_size),
-        ("sequence_length", sequence_length),
-    ]:
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if sequence_length > max_length:
-        raise ValueError(
-            f"sequence_length must be in [1, max_length={max_length}], got {sequence_length}"
-        )
+@dataclasses.dataclass(frozen=True)
+class _Shape:
+    """The static shape both buffers share (validated on construction)."""
+
+    max_length: int
+    add_batch_size: int
+    sample_batch_size: int
+    sequence_length: int = 1
+
+    def __post_init__(self):
+        for name in ("max_length", "add_batch_size", "sample_batch_size", "sequence_length"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.sequence_length > self.max_length:
+            raise ValueError(
+                f"sequence_length must be in [1, max_length={self.max_length}], got "
+                f"{self.sequence_length}"
+            )
+
+    @property
+    def capacity(self) -> int:
+        return self.max_length * self.add_batch_size
 
 
 def _init_storage(example_item: PyTree, max_length: int, add_batch_size: int) -> PyTree:
@@ -196,7 +206,7 @@ def _gather_windows(storage: PyTree, time_index, lane_index, max_length: int, le
 
 
 @dataclasses.dataclass(frozen=True)
-class UniformReplay:
+class UniformReplay(_Shape):
     """Uniform replay over valid windows (see module docstring).
 
     max_length: time rows kept per lane (static).
@@ -204,23 +214,6 @@ class UniformReplay:
     sample_batch_size: windows per ``sample``.
     sequence_length: rows per window (1 for one-step replay).
     """
-
-    max_length: int
-    add_batch_size: int
-    sample_batch_size: int
-    sequence_length: int = 1
-
-    def __post_init__(self):
-        _validate(
-            self.max_length,
-            self.add_batch_size,
-            self.sample_batch_size,
-            self.sequence_length,
-        )
-
-    @property
-    def capacity(self) -> int:
-        return self.max_length * self.add_batch_size
 
     def init(self, example_item: PyTree) -> ReplayState:
         """Empty buffer; ``example_item`` is ONE item (no batch dims), used for shapes/dtypes."""
@@ -333,7 +326,7 @@ def _tree_find(sum_tree: jax.Array, mass: jax.Array) -> jax.Array:
 
 
 @dataclasses.dataclass(frozen=True)
-class PrioritisedReplay:
+class PrioritisedReplay(_Shape):
     """Proportional prioritised replay over valid windows (Schaul et al. 2016).
 
     Fields as ``UniformReplay``, plus
@@ -341,25 +334,12 @@ class PrioritisedReplay:
         zero probability (the paper's epsilon).
     """
 
-    max_length: int
-    add_batch_size: int
-    sample_batch_size: int
-    sequence_length: int = 1
     priority_eps: float = 1e-6
 
     def __post_init__(self):
-        _validate(
-            self.max_length,
-            self.add_batch_size,
-            self.sample_batch_size,
-            self.sequence_length,
-        )
+        super().__post_init__()
         if not self.priority_eps > 0:
             raise ValueError(f"priority_eps must be > 0, got {self.priority_eps!r}")
-
-    @property
-    def capacity(self) -> int:
-        return self.max_length * self.add_batch_size
 
     def init(self, example_item: PyTree) -> PrioritisedReplayState:
         """Empty buffer (all windows invalid, priority 0); ``example_item`` is ONE item."""
