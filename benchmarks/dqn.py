@@ -5,12 +5,12 @@
 The `rejax/CartPole` preset: 10 envs, buffer 50k, batch 100, 5 gradient steps per vectorised
 env step, dueling, double. Prints, per seed count, compile seconds, the median and the best of
 `--repeat` training runs, steps/s, process CPU seconds and the final greedy return
-(rlkit.benchmarking).
+(rlkit.report.benchmarking).
 """
 
 from __future__ import annotations
 
-from rlkit.devices import use_cpu_cores
+from rlkit.training.devices import use_cpu_cores
 
 # One JAX CPU device per core, so vmapped seeds split over the cores; before gymnax is imported,
 # because gymnax starts JAX's backend at import. XLA_FLAGS=--xla_force_host_platform_device_count=1
@@ -19,8 +19,8 @@ use_cpu_cores()
 
 import envs  # noqa: E402
 from agents import dqn  # noqa: E402
-from rlkit import benchmarking as bench  # noqa: E402
-from rlkit.config import config_from_dict  # noqa: E402
+from rlkit.core.config import config_from_dict  # noqa: E402
+from rlkit.report import benchmarking as bench  # noqa: E402
 
 REFERENCE = "Reference, 2-core CPU: rejax trained 100k steps in 25 s (4.0k steps/s); SB3 1.1k."
 

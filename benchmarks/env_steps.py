@@ -20,7 +20,7 @@ from collections.abc import Callable
 import jax
 
 import envs
-from rlkit.env import VectorEnv
+from rlkit.core.env import VectorEnv
 
 DEFAULT_ENVS = ("BalanceBall-v0", "GridWorld-v0")
 DEFAULT_NUM_ENVS = (1, 256, 4096)

@@ -5,12 +5,12 @@
 Settings (agents/ppo.py preset "rejax/CartPole"): 5 envs x 100 steps, 5 epochs x 5
 minibatches, 64x64 tanh, lr 7.5e-4. Prints, per seed count, compile seconds, the median and the
 best of `--repeat` training runs of the one compiled program, steps/s and the final
-deterministic return (rlkit.benchmarking).
+deterministic return (rlkit.report.benchmarking).
 """
 
 from __future__ import annotations
 
-from rlkit.devices import use_cpu_cores
+from rlkit.training.devices import use_cpu_cores
 
 # One JAX CPU device per core, so vmapped seeds split over the cores; before gymnax is imported,
 # because gymnax starts JAX's backend at import. XLA_FLAGS=--xla_force_host_platform_device_count=1
@@ -19,8 +19,8 @@ use_cpu_cores()
 
 import envs  # noqa: E402
 from agents import ppo  # noqa: E402
-from rlkit import benchmarking as bench  # noqa: E402
-from rlkit.config import config_from_dict  # noqa: E402
+from rlkit.core.config import config_from_dict  # noqa: E402
+from rlkit.report import benchmarking as bench  # noqa: E402
 
 REFERENCE = (
     "Reference, 2-core CPU: rejax 0.1.3 trained 500k steps in 3.7 s after a 4.3 s compile "

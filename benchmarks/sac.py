@@ -5,12 +5,12 @@
 rejax configs/gymnax/pendulum.yaml (sac): 1 env, buffer 10k, fill 256, batch 256, lr 0.01,
 polyak 0.98, swish 2x64, normalised observations (the `rejax/Pendulum` preset). Prints, per
 seed count, compile seconds, the median and the best of `--repeat` training runs, steps/s,
-process CPU seconds and the final deterministic return (rlkit.benchmarking).
+process CPU seconds and the final deterministic return (rlkit.report.benchmarking).
 """
 
 from __future__ import annotations
 
-from rlkit.devices import use_cpu_cores
+from rlkit.training.devices import use_cpu_cores
 
 # One JAX CPU device per core, so vmapped seeds split over the cores; before gymnax is imported,
 # because gymnax starts JAX's backend at import. XLA_FLAGS=--xla_force_host_platform_device_count=1
@@ -19,8 +19,8 @@ use_cpu_cores()
 
 import envs  # noqa: E402
 from agents import sac  # noqa: E402
-from rlkit import benchmarking as bench  # noqa: E402
-from rlkit.config import config_from_dict  # noqa: E402
+from rlkit.core.config import config_from_dict  # noqa: E402
+from rlkit.report import benchmarking as bench  # noqa: E402
 
 REFERENCE = (
     "Reference, unloaded 2-core CPU: rejax 0.1.3 took 45 s for 50k steps (1.1k steps/s); "

@@ -1,4 +1,4 @@
-"""The benchmark scripts and their shared timing helper (rlkit.benchmarking).
+"""The benchmark scripts and their shared timing helper (rlkit.report.benchmarking).
 
 Benchmarks measure and print; these tests check what they print is what was measured and
 that the scripts run end to end, not how fast anything is.
@@ -12,12 +12,13 @@ import statistics
 import subprocess
 import sys
 
+import jax
 import pytest
 
 import envs
 from agents import ppo
-from rlkit import benchmarking
-from rlkit.config import config_from_dict
+from rlkit.core.config import config_from_dict
+from rlkit.report import benchmarking
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -32,11 +33,38 @@ def test_measure_reports_every_run_and_the_rate_at_the_median() -> None:
     algo = _tiny_ppo()
     m = benchmarking.measure(algo, num_seeds=2, repeat=3, eval_episodes=2)
     assert len(m.train_seconds) == 3 and all(t > 0 for t in m.train_seconds)
-    assert m.steps == algo.num_updates * algo.steps_per_update == 256
+    assert m.steps == algo.num_iterations * algo.steps_per_iteration == 256
     assert m.median_seconds == statistics.median(m.train_seconds)
     assert m.steps_per_second == pytest.approx(256 * 2 / m.median_seconds)
     assert m.returns.shape == (2,)
     assert m.cpu_seconds > 0 and m.compile_seconds > 0
+
+
+def test_measure_compiles_once_for_all_its_runs(monkeypatch) -> None:
+    # Each training run is counted by the XLA compilations it triggers (JAX's event for each).
+    compiled_per_run: list[int] = []
+    train = benchmarking.Runner.train
+
+    def counted_train(runner, **options):
+        events: list[str] = []
+
+        def listen(event: str, duration: float, **info) -> None:
+            events.append(event)
+
+        jax.monitoring.register_event_duration_secs_listener(listen)
+        try:
+            return train(runner, **options)
+        finally:
+            jax.monitoring.unregister_event_duration_listener(listen)
+            compiled_per_run.append(events.count("/jax/core/compile/backend_compile_duration"))
+
+    monkeypatch.setattr(benchmarking.Runner, "train", counted_train)
+    env, params = envs.make("CartPole-v1")
+    config = ppo.Config(num_envs=2, rollout_length=8, total_steps=64, hidden=(8,))
+    m = benchmarking.measure(ppo.make(config, env, params), num_seeds=1, repeat=3, eval_episodes=1)
+    assert compiled_per_run[0] >= 3  # init, the one chunk, evaluation
+    assert compiled_per_run[1:] == [0, 0]
+    assert m.compile_seconds > 0
 
 
 def test_measure_rejects_no_runs() -> None:
@@ -62,7 +90,7 @@ def _run(script: str, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize(
     ("script", "steps", "seeds"),
-    [("ppo.py", "1000", ["1", "2"]), ("sac.py", "600", ["1"]), ("dqn.py", "2000", ["1"])],
+    [("ppo.py", "1000", ["1", "2"]), ("sac.py", "600", ["1"]), ("dqn.py", "6000", ["1"])],
 )
 def test_benchmark_script_prints_one_row_per_seed_count(
     script: str, steps: str, seeds: list[str]

@@ -16,7 +16,7 @@ SCRIPT = textwrap.dedent(
     """
     import jax, envs
     from agents import ppo
-    from rlkit.runner import train
+    from rlkit.training.runner import train
     env, params = envs.make("CartPole-v1")
     algo = ppo.make(ppo.Config(num_envs=4, rollout_length=16, total_steps=4 * 16 * 2), env, params)
     result = train(algo, num_seeds=8, eval_episodes=2)  # vmapped orthogonal init: batched QR

@@ -19,13 +19,29 @@ XLA:CPU also counts two LLVM tuning preferences (+prefer-no-gather, +prefer-no-s
 AMD Zen 4 and some Intel cores) as CPU features when it checks a loaded program, finds them
 missing from the host's list, and logs two errors ("could lead to ... SIGILL") and a warning
 for every program it loads, on the very machine that compiled it (jax-ml/jax#38445). The program
-is correct and runs. `enable_compilation_cache` routes every cache read through
-`quiet_cache_loads`, which drops exactly those lines; every other line reaches stderr unchanged.
+is correct and runs. `enable_compilation_cache` therefore holds back stderr (file descriptor 2,
+where XLA logs) while JAX deserialises a program found in the cache, and then writes out what
+was held without exactly those lines (`quiet_cache_loads`, `drop_false_alarms`); every other
+line reaches stderr unchanged.
+
+The filter is a process-wide trick, so it is contained:
+- narrow: it wraps only the `backend.deserialize_executable` call inside JAX's private cache
+  reader (jax/_src/compilation_cache.py `get_executable_and_time`, which reaches that call only
+  on a hit), the one XLA call of the read: the lookup, the decompression and a miss are not
+  held back;
+- shared: threads that load at once share one redirection of fd 2 (a lock and a count of open
+  blocks); the last block out restores fd 2 and writes what all of them held;
+- pinned: it is installed only for the jax and jaxlib release it was written for
+  (`_QUIET_LOADS_FOR`); any other release gets JAX's output as it is, with no wrapping at all;
+- fail-safe: if the private reader is not where it was, nothing is wrapped.
+Remove it (`_install_quiet_loads`, `quiet_cache_loads`, `_QuietDeserialise`) once XLA:CPU
+stops counting tuning preferences as CPU features when it loads a program (jax-ml/jax#38445).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import os
@@ -33,9 +49,10 @@ import platform
 import re
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import jax
 
@@ -95,30 +112,89 @@ def cache_dir() -> Path | None:
     return base / host_cpu_key()
 
 
+@dataclasses.dataclass
+class _HeldStderr:
+    """The one redirection of file descriptor 2 that every open `quiet_cache_loads` block
+    shares, whichever thread opened it (fd 2 belongs to the process, not to a thread)."""
+
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    depth: int = 0  # blocks open, over all threads
+    saved: int = -1  # while depth > 0: a duplicate of the real fd 2
+    file: IO[bytes] | None = None  # while depth > 0: where fd 2 points
+
+
+_HELD = _HeldStderr()
+
+
 @contextlib.contextmanager
 def quiet_cache_loads() -> Iterator[None]:
     """While the block runs, hold back what is written to stderr (file descriptor 2, where
     XLA logs), then write it out without XLA's false alarms about loaded CPU programs (see the
-    module docstring)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            held.seek(0)
-            _write_all(2, drop_false_alarms(held.read()))
+    module docstring).
+
+    Re-entrant and thread-safe: the first block to open redirects fd 2 to a temporary file,
+    blocks opened meanwhile (nested, or in other threads) share it, and the last one to close
+    restores fd 2 and writes the held text, filtered, once.
+    """
+    with _HELD.lock:
+        if _HELD.depth == 0:
+            _hold(_HELD)
+        _HELD.depth += 1
+    try:
+        yield
+    finally:
+        with _HELD.lock:
+            _HELD.depth -= 1
+            if _HELD.depth == 0:
+                _release(_HELD)
+
+
+def _hold(held: _HeldStderr) -> None:
+    sys.stderr.flush()  # what Python buffered before the block belongs to the real stderr
+    held.file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by _release)
+    held.saved = os.dup(2)
+    os.dup2(held.file.fileno(), 2)
+
+
+def _release(held: _HeldStderr) -> None:
+    sys.stderr.flush()  # what Python buffered inside the block belongs to the held text
+    os.dup2(held.saved, 2)
+    os.close(held.saved)
+    file, held.file, held.saved = held.file, None, -1
+    with file:
+        file.seek(0)
+        _write_all(2, drop_false_alarms(file.read()))
+
+
+# The jax and jaxlib release whose private cache reader `_install_quiet_loads` wraps, and whose
+# XLA:CPU logs the false alarms. For any other release the filter stays off: the reader may have
+# moved or changed, and a fixed XLA needs no filter. Check both on a pin change, then move it.
+_QUIET_LOADS_FOR = "0.9.2"
+
+
+def _quiet_loads_apply() -> bool:
+    import jaxlib
+
+    return jax.__version__ == _QUIET_LOADS_FOR and jaxlib.__version__ == _QUIET_LOADS_FOR
 
 
 def _install_quiet_loads() -> None:
-    """Run every read of JAX's persistent cache (the lookup and the deserialisation that logs
-    the false alarms) inside `quiet_cache_loads`, whoever compiles. The reader is a private JAX
-    function (jax 0.9.2, pinned); if it is not where it was, loads stay as loud as JAX makes
-    them, and nothing else changes."""
+    """Hold back stderr while JAX deserialises a program read from its persistent cache,
+    whoever compiles.
+
+    JAX has no public hook for it: this wraps the private reader
+    `jax._src.compilation_cache.get_executable_and_time(cache_key, compile_options, backend,
+    executable_devices)` (jax 0.9.2), handing it a backend whose `deserialize_executable` runs
+    inside `quiet_cache_loads`. In jax/_src/compilation_cache.py the reader returns on a miss
+    (lines 290-292) before it deserialises a hit (line 297), its only XLA call (the rest is a
+    file read, zstd and byte slicing), so only the load that logs the false alarms is held
+    back. Its one caller, `_cache_read` (jax/_src/compiler.py:778), passes the arguments by
+    position. Off for other jax/jaxlib releases (`_QUIET_LOADS_FOR`); if the private reader
+    is absent, loads stay as loud as JAX makes them and nothing else changes. Remove once
+    jax-ml/jax#38445 is fixed.
+    """
+    if not _quiet_loads_apply():
+        return
     try:
         from jax._src import compilation_cache as jax_cache
     except ImportError:
@@ -128,12 +204,28 @@ def _install_quiet_loads() -> None:
         return
 
     @functools.wraps(read)
-    def quiet_read(*args: Any, **kwargs: Any) -> Any:
-        with quiet_cache_loads():
-            return read(*args, **kwargs)
+    def quiet_read(
+        cache_key: str, compile_options: Any, backend: Any, executable_devices: Any
+    ) -> Any:
+        return read(cache_key, compile_options, _QuietDeserialise(backend), executable_devices)
 
     quiet_read.quiet_loads = True  # type: ignore[attr-defined]
     jax_cache.get_executable_and_time = quiet_read
+
+
+class _QuietDeserialise:
+    """`backend` (an XLA client), except that `deserialize_executable` runs inside
+    `quiet_cache_loads`. It only passes through JAX's Python cache reader, never into XLA."""
+
+    def __init__(self, backend: Any) -> None:
+        self._backend = backend
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+    def deserialize_executable(self, *args: Any, **kwargs: Any) -> Any:
+        with quiet_cache_loads():
+            return self._backend.deserialize_executable(*args, **kwargs)
 
 
 def drop_false_alarms(text: bytes) -> bytes:

@@ -6,10 +6,14 @@ or TPU host the devices are the accelerators. On a CPU host XLA exposes one devi
 and runs one seed group on one core; `use_cpu_cores` asks JAX for one CPU device per core
 before its backend starts, so a multi-seed run keeps every core busy (a single seed is
 unaffected: it runs on the first device).
+
+`use_cpu_cores` asks a private JAX function whether the backend has started (`_backends_started`);
+where this jax lacks it, it changes nothing and multi-seed runs share one core, as by default.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 
 import jax
@@ -28,9 +32,7 @@ def use_cpu_cores(count: int | None = None) -> bool:
     device count (the `jax_num_cpu_devices` option or XLA's
     --xla_force_host_platform_device_count), it changes nothing.
     """
-    from jax._src import xla_bridge  # the documented option only errors once backends started
-
-    if xla_bridge.backends_are_initialized():
+    if _backends_started() is not False:  # started, or this jax cannot tell: leave it alone
         return False
     if jax.config.jax_num_cpu_devices >= 0:
         return False
@@ -40,6 +42,19 @@ def use_cpu_cores(count: int | None = None) -> bool:
         count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     jax.config.update("jax_num_cpu_devices", max(1, int(count or 1)))
     return True
+
+
+def _backends_started() -> bool | None:
+    """Whether JAX's backends have started (the device count is then fixed, and setting
+    `jax_num_cpu_devices` raises); None when this jax lacks the private function that says so
+    (`jax._src.xla_bridge.backends_are_initialized`, jax 0.9.2). Remove the guard once JAX
+    exposes that test publicly (for example in `jax.extend.backend`)."""
+    try:
+        xla_bridge = importlib.import_module("jax._src.xla_bridge")
+    except ImportError:
+        return None
+    started = getattr(xla_bridge, "backends_are_initialized", None)
+    return None if started is None else bool(started())
 
 
 def seed_sharding(num_seeds: int) -> NamedSharding | None:

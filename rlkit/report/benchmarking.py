@@ -1,7 +1,7 @@
 """Timing an algorithm's training for the scripts in `benchmarks/` (they measure and print).
 
-`measure` compiles once and trains `repeat` times from the same seeds (the runner keeps the
-compiled program), so the figures separate the compile from training and show the spread
+`measure` compiles once and trains `repeat` times from the same seeds (one `Runner` keeps the
+compiled programs), so the figures separate the compile from training and show the spread
 between identical runs: on a shared or virtual machine single runs of the same work differ by
 10% or more, so a median and a best are reported rather than one number. `report` measures
 and prints every benchmark's results with the same columns.
@@ -17,8 +17,8 @@ import time
 
 import numpy as np
 
-from rlkit.algorithm import Algorithm
-from rlkit.runner import train
+from rlkit.core.algorithm import Algorithm
+from rlkit.training.runner import Runner
 
 __all__ = ["Measurement", "measure", "parse", "parser", "report", "steps_title"]
 
@@ -54,12 +54,16 @@ def measure(
     algo: Algorithm, num_seeds: int, repeat: int = 3, eval_episodes: int = 32
 ) -> Measurement:
     """Train `algo` `repeat` times with `num_seeds` vmapped seeds, in one chunk each (no host
-    round trip until the end). The compile is counted once, from the first run."""
+    round trip until the end), on one Runner: the first run compiles, the others reuse its
+    programs, so the compile is counted once, from the first run."""
     if repeat < 1:
         raise ValueError(f"repeat must be >= 1, got {repeat}")
+    runner = Runner(algo)
     cpu_start = time.process_time()
     runs = [
-        train(algo, num_seeds=num_seeds, chunk_target=algo.num_updates, eval_episodes=eval_episodes)
+        runner.train(
+            num_seeds=num_seeds, chunk_target=algo.num_iterations, eval_episodes=eval_episodes
+        )
         for _ in range(repeat)
     ]
     return Measurement(
@@ -98,7 +102,7 @@ def steps_title(algo: Algorithm, total_steps: int) -> str:
     """'N timed steps per seed', and the requested budget where it differs: an off-policy
     agent's warm-up steps run in `init` (before the clock starts), and an on-policy agent runs
     whole iterations only."""
-    timed = algo.num_updates * algo.steps_per_update
+    timed = algo.num_iterations * algo.steps_per_iteration
     requested = f" (of {total_steps:,} requested)" if timed != total_steps else ""
     return f"{timed:,} timed steps per seed{requested}"
 

@@ -55,12 +55,12 @@ def _json_value(x: Any) -> Any:
 class RunDirectory:
     """Writes one run's files; `sink` is a runner sink appending metrics rows."""
 
-    def __init__(self, root: str | Path, name: str, steps_per_update: int):
+    def __init__(self, root: str | Path, name: str, steps_per_iteration: int):
         self.path = Path(root) / name
         if self.path.exists() and any(self.path.iterdir()):
             raise ValueError(f"run directory {self.path} already exists; choose another --name")
         self.path.mkdir(parents=True, exist_ok=True)
-        self.steps_per_update = steps_per_update
+        self.steps_per_iteration = steps_per_iteration
         self.metrics_path = self.path / "metrics.jsonl"
 
     def write_config(self, config: dict[str, Any]) -> None:
@@ -77,7 +77,7 @@ class RunDirectory:
                 row = {
                     "iteration": iteration,
                     "seed": seed,
-                    "env_steps": (iteration + 1) * self.steps_per_update,
+                    "env_steps": (iteration + 1) * self.steps_per_iteration,
                 }
                 row.update({name: _json_value(v[seed, k]) for name, v in metrics.items()})
                 lines.append(json.dumps(row))

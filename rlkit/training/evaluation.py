@@ -8,8 +8,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from rlkit.rollout import reset_envs, rollout
-from rlkit.wrappers import as_vector_env
+from rlkit.core.wrappers import as_vector_env
+from rlkit.data.rollout import reset_envs, rollout
 
 __all__ = ["evaluate"]
 

@@ -1,0 +1,265 @@
+"""The runner: compiles `update` into chunks of K iterations and vmaps them over seeds.
+
+One compiled program runs K iterations (`lax.fori_loop`) for every seed at once (`vmap`); the
+TrainState is donated, so buffers are updated in place. Between chunks the host receives the
+per-iteration metrics ([seeds, K] scalars), hands them to the sinks and advances the progress
+bar. The iteration count of a chunk is a runtime argument, so a last, shorter chunk reuses the
+same compilation. With several devices (accelerators, or CPU cores exposed by
+`rlkit.training.devices.use_cpu_cores`) the seed axis is split over them
+(`rlkit.training.devices.seed_sharding`).
+
+A `Runner` owns the compiled programs of one algorithm (init, chunk, evaluation), so training
+it again with the same shapes (tests, repeated benchmark runs, sweeps of traced hparams) does
+not compile again; `train(algo, ...)` is one run of a fresh Runner. Nothing is cached in the
+module: a program lives as long as the runner that compiled it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rlkit.core.algorithm import Algorithm
+from rlkit.training.devices import seed_sharding
+from rlkit.training.evaluation import evaluate
+
+__all__ = ["RunResult", "Runner", "over_seeds", "seed_keys", "stack_hparams", "train"]
+
+ChunkSink = Callable[[int, dict[str, np.ndarray]], None]
+
+
+@dataclass
+class RunResult:
+    """What a training run produced.
+
+    state: the final TrainState (leaves with a leading seed axis).
+    metrics: per-iteration metrics, each [seeds, iterations] (numpy).
+    evaluation: final deterministic evaluation, returns/lengths [seeds, episodes].
+    timing: compile_seconds, train_seconds, env_steps (per seed), steps_per_second (all seeds),
+        devices (how many devices the seeds were split over).
+    """
+
+    state: Any
+    metrics: dict[str, np.ndarray]
+    evaluation: dict[str, np.ndarray]
+    timing: dict[str, float] = field(default_factory=dict)
+
+
+def over_seeds(fn: Callable, num_seeds: int, in_axes: tuple) -> Callable:
+    """`jax.vmap(fn, in_axes)` over the seed axis; with one seed, the same shapes without vmap,
+    so host environments (whose io_callbacks cannot be vmapped) train too."""
+    if num_seeds > 1:
+        return jax.vmap(fn, in_axes=in_axes)
+
+    def single(*args: Any) -> Any:
+        args = [
+            jax.tree.map(lambda x: x[0], arg) if axis == 0 else arg
+            for arg, axis in zip(args, in_axes, strict=True)
+        ]
+        return jax.tree.map(lambda x: x[None], fn(*args))
+
+    return single
+
+
+def _chunk_program(
+    algo: Algorithm, capacity: int, num_seeds: int
+) -> Callable[..., tuple[Any, dict]]:
+    """A compiled program running `n <= capacity` iterations (n is a runtime argument, so the
+    last, shorter chunk reuses the same compilation); metrics come back as [seeds, capacity]
+    with the first n filled."""
+
+    def run(state: Any, n: jax.Array) -> tuple[Any, dict]:
+        metric_shapes = jax.eval_shape(algo.update, state)[1]
+        empty = jax.tree.map(lambda m: jnp.zeros((capacity, *m.shape), m.dtype), metric_shapes)
+
+        def body(i: jax.Array, carry: tuple) -> tuple:
+            state, history = carry
+            state, metrics = algo.update(state)
+            history = jax.tree.map(lambda h, m: h.at[i].set(m), history, metrics)
+            return state, history
+
+        return jax.lax.fori_loop(0, n, body, (state, empty))
+
+    return jax.jit(over_seeds(run, num_seeds, (0, None)), donate_argnums=0)
+
+
+class Runner:
+    """Trains one algorithm, compiling each of its programs once per distinct shape and
+    placement, and keeping them for later runs.
+
+        runner = Runner(algo)
+        a = runner.train(num_seeds=4)            # compiles init, chunk and evaluation
+        b = runner.train(num_seeds=4, seed=1)    # compiles nothing
+
+    A program is keyed by what its compilation depends on: the seed count and its sharding,
+    the shapes and dtypes of its arguments (the hparams' for init, the TrainState's for the
+    others), the chunk length and the episode count; traced hparam values may differ. The
+    programs are not bounded: one runner serves one algorithm, so it holds one program per
+    distinct (seed count, chunk length, episode count) it was asked for, a handful; they go
+    with the runner.
+    """
+
+    def __init__(self, algo: Algorithm) -> None:
+        self.algo = algo
+        self._programs: dict[tuple, Any] = {}
+
+    def train(
+        self,
+        *,
+        num_seeds: int = 1,
+        seed: int = 0,
+        hparams: dict[str, Any] | None = None,
+        chunk_target: int | None = None,
+        sinks: Sequence[ChunkSink] = (),
+        progress: bool = False,
+        eval_episodes: int = 32,
+    ) -> RunResult:
+        """Train `num_seeds` independent copies of the algorithm for its configured budget.
+
+        Seed i starts from `fold_in(PRNGKey(seed), i)`, so seed i is the same run whatever
+        `num_seeds` is (paired across the arms of an ablation). `hparams` defaults to the
+        config's. Chunks hold `chunk_target` iterations (default: a twentieth of the run). Each
+        sink is called as sink(first_iteration, metrics), metrics [seeds, K], after every chunk.
+        """
+        if num_seeds < 1:
+            raise ValueError(f"seeds must be >= 1, got {num_seeds}")
+        algo = self.algo
+        hparams = algo.hparams if hparams is None else hparams
+        num_iterations = algo.num_iterations
+        if chunk_target is None:
+            chunk_target = max(1, math.ceil(num_iterations / 20))
+        k = max(1, min(chunk_target, num_iterations))
+
+        sharding = seed_sharding(num_seeds)
+        keys = _place(seed_keys(seed, num_seeds), sharding)
+        compile_start = time.perf_counter()
+        init = self._program(
+            ("init", num_seeds, sharding, _signature(hparams)),
+            lambda: (
+                jax.jit(over_seeds(algo.init, num_seeds, (0, None)), out_shardings=sharding)
+                .lower(keys, hparams)
+                .compile()
+            ),
+        )
+        state = init(keys, hparams)
+        chunk = self._program(
+            ("chunk", k, num_seeds, sharding, _signature(state)),
+            lambda: _chunk_program(algo, k, num_seeds).lower(state, jnp.int32(k)).compile(),
+        )
+        compile_seconds = time.perf_counter() - compile_start
+
+        bar = _progress_bar(num_iterations * algo.steps_per_iteration) if progress else None
+        history: list[dict[str, np.ndarray]] = []
+        train_start = time.perf_counter()
+        iteration = 0
+        while iteration < num_iterations:
+            length = min(k, num_iterations - iteration)
+            state, metrics = chunk(state, jnp.int32(length))
+            metrics = {name: value[:, :length] for name, value in jax.device_get(metrics).items()}
+            for sink in sinks:
+                sink(iteration, metrics)
+            history.append(metrics)
+            iteration += length
+            if bar is not None:
+                _advance(bar, length * algo.steps_per_iteration, metrics, num_seeds, train_start)
+        jax.block_until_ready(state)
+        train_seconds = time.perf_counter() - train_start
+        if bar is not None:
+            bar.close()
+
+        metrics = {name: np.concatenate([m[name] for m in history], axis=1) for name in history[0]}
+        evaluation = self.final_evaluation(state, seed, num_seeds, eval_episodes)
+        env_steps = num_iterations * algo.steps_per_iteration
+        timing = {
+            "compile_seconds": compile_seconds,
+            "train_seconds": train_seconds,
+            "env_steps": float(env_steps),
+            "steps_per_second": env_steps * num_seeds / max(train_seconds, 1e-9),
+            "devices": 1 if sharding is None else sharding.mesh.size,
+        }
+        return RunResult(state=state, metrics=metrics, evaluation=evaluation, timing=timing)
+
+    def final_evaluation(
+        self, state: Any, seed: int, num_seeds: int, episodes: int
+    ) -> dict[str, np.ndarray]:
+        """Deterministic evaluation of every seed's final policy in `state` (leaves [seeds,
+        ...]) from keys fold_in(seed_keys(seed, num_seeds)[i], 1): returns/lengths [seeds,
+        episodes]. A host environment evaluates on its own copies, one episode each."""
+        algo = self.algo
+        sharding = seed_sharding(num_seeds)
+        keys = _place(
+            jax.vmap(lambda k: jax.random.fold_in(k, 1))(seed_keys(seed, num_seeds)), sharding
+        )
+        episodes = getattr(algo.env, "num_envs", episodes)
+
+        def one(train_state: Any, key: jax.Array) -> dict[str, jax.Array]:
+            return evaluate(
+                algo.env, algo.env_params, algo.act, algo.policy_params(train_state), key, episodes
+            )
+
+        program = self._program(
+            ("evaluate", episodes, num_seeds, sharding, _signature(state)),
+            lambda: jax.jit(over_seeds(one, num_seeds, (0, 0))).lower(state, keys).compile(),
+        )
+        return jax.device_get(program(state, keys))
+
+    def _program(self, key: tuple, build: Callable[[], Any]) -> Any:
+        """The compiled program stored under `key`; `build()` lowers and compiles it the first
+        time."""
+        if key not in self._programs:
+            self._programs[key] = build()
+        return self._programs[key]
+
+
+def train(algo: Algorithm, **options: Any) -> RunResult:
+    """One run of `algo` by a fresh `Runner`: `Runner(algo).train(**options)` (same options).
+
+    It compiles on every call (from JAX's on-disk cache where one is enabled, see
+    `rlkit.training.compile_cache`); to train one algorithm several times, keep a Runner.
+    """
+    return Runner(algo).train(**options)
+
+
+def _place(x: jax.Array, sharding: Any) -> jax.Array:
+    return x if sharding is None else jax.device_put(x, sharding)
+
+
+def _signature(tree: Any) -> tuple:
+    """The tree's structure and its leaves' shapes and dtypes: what a compilation depends on."""
+    leaves, treedef = jax.tree.flatten(tree)
+    return (treedef, tuple((jnp.shape(x), jnp.result_type(x)) for x in leaves))
+
+
+def seed_keys(seed: int, num_seeds: int) -> jax.Array:
+    """Keys [num_seeds, 2]: key i = fold_in(PRNGKey(seed), i)."""
+    base = jax.random.PRNGKey(seed)
+    return jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(num_seeds))
+
+
+def _progress_bar(total_steps: int) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total_steps, unit="step", unit_scale=True, dynamic_ncols=True)
+
+
+def _advance(bar: Any, steps: int, metrics: dict, num_seeds: int, start: float) -> None:
+    bar.update(steps)
+    elapsed = max(time.perf_counter() - start, 1e-9)
+    postfix = {"steps/s": f"{bar.n * num_seeds / elapsed:,.0f}"}
+    if "episode_return" in metrics:
+        latest = np.asarray(metrics["episode_return"])[:, -1]
+        if np.isfinite(latest).any():
+            postfix["return"] = f"{np.nanmean(latest):.2f}"
+    bar.set_postfix(postfix, refresh=False)
+
+
+def stack_hparams(hparams: Sequence[dict[str, Any]]) -> dict[str, jax.Array]:
+    """Stack a list of hparam dicts along a new leading axis (for sweeps)."""
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *hparams)
