@@ -50,8 +50,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from rlkit.env import Environment
-from rlkit.spaces import Box
+from rlkit.core.env import Environment
+from rlkit.core.spaces import Box
 
 __all__ = [
     "BalanceBall",

@@ -38,8 +38,8 @@ import numpy as np
 from flax import struct
 from gymnax.environments import environment
 
-from rlkit.env import Environment
-from rlkit.spaces import Box, Dict, Discrete
+from rlkit.core.env import Environment
+from rlkit.core.spaces import Box, Dict, Discrete
 
 __all__ = [
     "ACTION_DELTAS",

@@ -23,8 +23,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from rlkit.env import Environment
-from rlkit.spaces import Box, Discrete
+from rlkit.core.env import Environment
+from rlkit.core.spaces import Box, Discrete
 
 __all__ = ["ActionDependentReward", "ConstantReward", "ObsDependentReward", "TwoStepDiscount"]
 

@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parse_assignments(items: list[str]) -> dict[str, Any]:
-    from rlkit.config import parse_assignment
+    from rlkit.core.config import parse_assignment
 
     return dict(parse_assignment(item) for item in items)
 
@@ -159,17 +159,17 @@ def resolve_run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _train(args: argparse.Namespace, argv: list[str]) -> int:
-    from rlkit.compile_cache import enable_compilation_cache
-    from rlkit.devices import use_cpu_cores
+    from rlkit.training.compile_cache import enable_compilation_cache
+    from rlkit.training.devices import use_cpu_cores
 
     use_cpu_cores()  # before JAX starts: seeds of a multi-seed run spread over the cores
     cache = enable_compilation_cache()  # before the first compilation: a rerun skips compiling
 
     import agents
     import envs
-    from rlkit.config import config_from_dict, config_to_dict
-    from rlkit.rundir import RunDirectory
-    from rlkit.runner import train
+    from rlkit.core.config import config_from_dict, config_to_dict
+    from rlkit.report.rundir import RunDirectory
+    from rlkit.training.runner import train
 
     run = resolve_run(args)
     if args.eval_episodes < 1:
@@ -180,7 +180,7 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
     algo = module.make(config, env, env_params)
 
     name = args.name or f"{run['algo']}-{run['env']}-{time.strftime('%Y%m%d-%H%M%S')}"
-    rundir = RunDirectory(args.runs_dir, name, algo.steps_per_update)
+    rundir = RunDirectory(args.runs_dir, name, algo.steps_per_iteration)
     rundir.write_config(
         {
             "algo": run["algo"],
@@ -195,7 +195,7 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
     )
     print(
         f"rlkit: training {run['algo']} on {run['env']}, {run['seeds']} seed(s), "
-        f"{algo.num_updates * algo.steps_per_update:,} steps each -> {rundir.path}",
+        f"{algo.num_iterations * algo.steps_per_iteration:,} steps each -> {rundir.path}",
         file=sys.stderr,
     )
     start = time.perf_counter()
@@ -245,7 +245,7 @@ def _summary(result: Any, wall: float) -> dict[str, Any]:
 
 def _algos(args: argparse.Namespace) -> int:
     import agents
-    from rlkit.config import describe
+    from rlkit.core.config import describe
 
     if args.algo is None:
         for name, (_, description) in agents.ALGORITHMS.items():
@@ -300,7 +300,7 @@ def random_rollout_speed(env: Any, params: Any, num_envs: int, steps: int) -> tu
     """Random-action steps per second of `num_envs` copies in a jitted scan, and compile seconds."""
     import jax
 
-    from rlkit.env import VectorEnv
+    from rlkit.core.env import VectorEnv
 
     venv = VectorEnv(env, num_envs)
     space = env.action_space(params)

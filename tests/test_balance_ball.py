@@ -20,7 +20,7 @@ from scipy.spatial.transform import Rotation
 
 import envs
 from envs.balance_ball import BalanceBall, BalanceBallHard, EnvState, HardEnvState
-from rlkit.env import VectorEnv
+from rlkit.core.env import VectorEnv
 
 ENV = BalanceBall()
 HARD = BalanceBallHard()

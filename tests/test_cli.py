@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from rlkit.cli import main
-from rlkit.compile_cache import host_cpu_key
+from rlkit.training.compile_cache import host_cpu_key
 
 
 def test_train_writes_config_metrics_and_summary(tmp_path, capsys) -> None:

@@ -118,8 +118,8 @@ def test_final_action_mask_is_the_mask_where_the_episode_was_cut():
 def test_rollout_records_the_mask_of_every_next_observation():
     """traj.next_action_mask[t] is the mask of s'_t: the next step's mask where the episode goes
     on, the pre-reset cell's mask where it ended (checked against the cell in next_obs)."""
-    from rlkit.rollout import reset_envs, rollout
-    from rlkit.wrappers import as_vector_env
+    from rlkit.core.wrappers import as_vector_env
+    from rlkit.data.rollout import reset_envs, rollout
 
     env, params = envs.make("GridWorld-v0", max_steps_in_episode=7)
     venv = as_vector_env(env, 8)
@@ -150,9 +150,9 @@ def test_rollout_stands_in_for_next_masks_an_environment_does_not_report():
     """For an environment without info["final_action_mask"] (a Unity or gymnasium one, say) the
     rollout still gives every step a next mask: exact where the episode goes on (the next step's
     mask, the final state's after the last step), s_t's own mask where it ended."""
-    from rlkit.env import Wrapper
-    from rlkit.rollout import reset_envs, rollout
-    from rlkit.wrappers import as_vector_env
+    from rlkit.core.env import Wrapper
+    from rlkit.core.wrappers import as_vector_env
+    from rlkit.data.rollout import reset_envs, rollout
 
     class Unreported(Wrapper):
         def step(self, key, state, action, params=None):

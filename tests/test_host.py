@@ -8,10 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from agents import ppo
-from rlkit.host import GymnasiumHost, HostVectorEnv
-from rlkit.rollout import reset_envs
-from rlkit.runner import train
-from rlkit.wrappers import EpisodeStatistics
+from rlkit.bridges.host import GymnasiumHost, HostVectorEnv
+from rlkit.core.wrappers import EpisodeStatistics
+from rlkit.data.rollout import reset_envs
+from rlkit.training.runner import train
 
 
 def _cartpole_host(num_envs: int) -> EpisodeStatistics:

@@ -27,7 +27,7 @@ import numpy as np
 from flax import struct
 from jax.experimental import io_callback
 
-from rlkit.spaces import Box, Discrete, Space, from_gymnasium
+from rlkit.core.spaces import Box, Discrete, Space, from_gymnasium
 
 __all__ = ["GymnasiumHost", "HostEnvironment", "HostVectorEnv"]
 
