@@ -16,10 +16,14 @@ from flax import struct
 import envs
 from agents import dqn
 from envs import probes
-from rlkit.config import config_from_dict
-from rlkit.env import Environment
-from rlkit.runner import RunResult, train
-from rlkit.spaces import Box, Discrete
+from rlkit.core.config import config_from_dict
+from rlkit.core.env import Environment
+from rlkit.core.spaces import Box, Discrete
+from rlkit.nets.q import QNetwork
+from rlkit.ops.exploration import epsilon_greedy
+from rlkit.ops.losses import td_loss
+from rlkit.ops.targets import bootstrap_index, q_learning_value, window_targets
+from rlkit.training.runner import RunResult, train
 
 # --------------------------------------------------------------------------------------------
 # Targets and losses
@@ -34,13 +38,13 @@ GAMMA = 0.9
 
 def one_step_targets(bootstrap: jax.Array, terminated: jax.Array = TERMINATED) -> jax.Array:
     no_truncation = jnp.zeros_like(terminated)
-    return dqn.window_targets(
+    return window_targets(
         REWARDS[:, None], bootstrap, terminated[:, None], no_truncation[:, None], GAMMA
     )
 
 
 def test_q_learning_target_is_reward_plus_discounted_max_and_matches_rlax():
-    targets = one_step_targets(dqn.bootstrap_values(Q_NEXT, None, None, double_q=False))
+    targets = one_step_targets(q_learning_value(Q_NEXT, None, None))
     # 0.5 + 0.9 * 3, 1 + 0.9 * 0.5, and -1 alone: the third window ends by termination.
     np.testing.assert_allclose(targets, [3.2, 1.45, -1.0], rtol=1e-6)
 
@@ -53,7 +57,7 @@ def test_q_learning_target_is_reward_plus_discounted_max_and_matches_rlax():
 
 def test_masked_q_learning_target_maximises_over_allowed_actions_only():
     mask = jnp.array([[True, False, True], [True, True, True], [True, True, False]])
-    targets = one_step_targets(dqn.bootstrap_values(Q_NEXT, None, mask, double_q=False))
+    targets = one_step_targets(q_learning_value(Q_NEXT, None, mask))
     # The best allowed values are 2 (not 3) and 0.5; the terminal window ignores its mask.
     np.testing.assert_allclose(targets, [0.5 + 0.9 * 2.0, 1.45, -1.0], rtol=1e-6)
     # rlax on the same Q values with the masked actions removed (set far below the rest).
@@ -67,11 +71,11 @@ def test_masked_q_learning_target_maximises_over_allowed_actions_only():
 def test_double_q_target_evaluates_the_online_argmax_with_the_target_network():
     online = Q_NEXT
     target = jnp.array([[5.0, 0.0, 4.0], [2.0, 7.0, 1.0], [0.0, 0.0, 9.0]])
-    targets = one_step_targets(dqn.bootstrap_values(target, online, None, double_q=True))
+    targets = one_step_targets(q_learning_value(target, online, None))
     # Online argmaxes 1, 0, 2 -> target values 0, 2 (and 9, unused: terminal).
     np.testing.assert_allclose(targets, [0.5, 1.0 + 0.9 * 2.0, -1.0], rtol=1e-6)
     # Plain DQN would take the target's own max (5 and 7): the overestimating choice.
-    plain = one_step_targets(dqn.bootstrap_values(target, None, None, double_q=False))
+    plain = one_step_targets(q_learning_value(target, None, None))
     np.testing.assert_allclose(plain, [0.5 + 0.9 * 5.0, 1.0 + 0.9 * 7.0, -1.0], rtol=1e-6)
 
     q_tm1 = jax.random.normal(jax.random.PRNGKey(1), (3, 3))
@@ -82,7 +86,7 @@ def test_double_q_target_evaluates_the_online_argmax_with_the_target_network():
 
     # With the online argmax (action 1) masked, the online choice is action 2: target value 4.
     mask = jnp.array([[True, False, True], [True, True, True], [True, True, True]])
-    masked = one_step_targets(dqn.bootstrap_values(target, online, mask, double_q=True))
+    masked = one_step_targets(q_learning_value(target, online, mask))
     np.testing.assert_allclose(masked[0], 0.5 + 0.9 * 4.0, rtol=1e-6)
 
 
@@ -108,9 +112,9 @@ def window(flags: str) -> tuple[jax.Array, jax.Array]:
 )
 def test_n_step_target_stops_at_the_first_episode_end(flags, expected_index, expected_target):
     terminated, truncated = window(flags)
-    assert int(dqn.bootstrap_index(terminated, truncated)[0]) == expected_index
+    assert int(bootstrap_index(terminated, truncated)[0]) == expected_index
     rewards = jnp.array([[1.0, 2.0, 4.0]])
-    target = dqn.window_targets(rewards, jnp.array([8.0]), terminated, truncated, 0.5)
+    target = window_targets(rewards, jnp.array([8.0]), terminated, truncated, 0.5)
     np.testing.assert_allclose(target, [expected_target], rtol=1e-6)
 
 
@@ -121,10 +125,10 @@ def test_n_step_targets_match_rlax_on_random_windows_with_ends_inside():
     terminated = rng.random((batch, n)) < 0.15
     truncated = (rng.random((batch, n)) < 0.15) & ~terminated
     bootstrap = rng.normal(size=batch).astype(np.float32)
-    ours = dqn.window_targets(
+    ours = window_targets(
         jnp.asarray(rewards), jnp.asarray(bootstrap), terminated, truncated, gamma
     )
-    index = np.asarray(dqn.bootstrap_index(jnp.asarray(terminated), jnp.asarray(truncated)))
+    index = np.asarray(bootstrap_index(jnp.asarray(terminated), jnp.asarray(truncated)))
     for b in range(batch):
         # rlax knows no truncation: cut the sequence at the bootstrap step m and take the
         # (m+1)-step return bootstrapped from the value of s'_m (0 after a termination).
@@ -137,20 +141,53 @@ def test_n_step_targets_match_rlax_on_random_windows_with_ends_inside():
     assert index.min() < n - 1, "some windows must end early for the test to mean something"
 
 
+def test_td_target_bootstraps_at_each_windows_first_end_plain_double_and_masked():
+    # Two windows of 2 steps, gamma 0.5. Window 0 goes on: bootstrap from s'_1. Window 1 is
+    # truncated at step 0: bootstrap from s'_0. Each next observation carries an id 0..3.
+    batch = {
+        "reward": jnp.array([[1.0, 2.0], [4.0, 8.0]]),
+        "terminated": jnp.zeros((2, 2), bool),
+        "truncated": jnp.array([[False, False], [True, False]]),
+        "next_obs": jnp.array([[[0.0], [1.0]], [[2.0], [3.0]]]),
+    }
+    target_q = jnp.array([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0], [4.0, 40.0]])
+    online_q = jnp.array([[0.0, 5.0], [5.0, 0.0], [5.0, 0.0], [0.0, 5.0]])
+    table = lambda q: lambda obs: q[obs[:, 0].astype(jnp.int32)]  # noqa: E731
+    h = {"gamma": jnp.float32(0.5)}
+
+    def y(**switches):
+        config = dqn.Config(**switches)
+        return dqn.td_target(batch, table(online_q), table(target_q), h, config)
+
+    # max_a Q_target: 1 + .5 * 2 + .25 * 20 = 7 (ids 1); 4 + .5 * 30 = 19 (id 2)
+    np.testing.assert_allclose(y(), [7.0, 19.0], rtol=1e-6)
+    # Double: the online argmax is action 0 at ids 1 and 2: 2 + .25 * 2 = 2.5; 4 + .5 * 3 = 5.5
+    np.testing.assert_allclose(y(double_q=True), [2.5, 5.5], rtol=1e-6)
+    # Masks of the next observations: action 1 not allowed at id 2 -> 4 + .5 * 3
+    batch["next_mask"] = jnp.array([[[True, True]] * 2, [[True, False], [True, True]]])
+    np.testing.assert_allclose(y(), [7.0, 5.5], rtol=1e-6)
+
+
+def test_a_replacement_target_is_what_the_compiled_program_learns():
+    # Every TD target 3 instead of the probe's true value 1: Q fits 3.
+    env = probes.ConstantReward()
+    three = lambda batch, q_online, q_target, h, config: jnp.full(batch["reward"].shape[:1], 3.0)  # noqa: E731
+    config, result = run(env, seeds=2, target=three, learning_rate=1e-2)
+    np.testing.assert_allclose(q_values(config, env, result, [[0.0]])[:, 0, 0], 3.0, atol=0.05)
+
+
 def test_huber_and_mse_losses_match_rlax_and_hand_numbers():
     td = jnp.array([0.5, -2.0, 3.0])
     weights = jnp.array([1.0, 1.0, 2.0])
     # mse: 0.5 x^2 -> 0.125, 2, 2 * 4.5; Huber(1): 0.125, 1.5, 2 * 2.5.
-    np.testing.assert_allclose(dqn.td_loss(td, weights, "mse"), (0.125 + 2 + 9) / 3, rtol=1e-6)
-    np.testing.assert_allclose(dqn.td_loss(td, weights, "huber"), (0.125 + 1.5 + 5) / 3, rtol=1e-6)
+    np.testing.assert_allclose(td_loss(td, weights, "mse"), (0.125 + 2 + 9) / 3, rtol=1e-6)
+    np.testing.assert_allclose(td_loss(td, weights, "huber"), (0.125 + 1.5 + 5) / 3, rtol=1e-6)
     np.testing.assert_allclose(
-        dqn.td_loss(td, weights, "huber", 2.0), jnp.mean(weights * rlax.huber_loss(td, 2.0))
+        td_loss(td, weights, "huber", 2.0), jnp.mean(weights * rlax.huber_loss(td, 2.0))
     )
-    np.testing.assert_allclose(
-        dqn.td_loss(td, weights, "mse"), jnp.mean(weights * rlax.l2_loss(td))
-    )
+    np.testing.assert_allclose(td_loss(td, weights, "mse"), jnp.mean(weights * rlax.l2_loss(td)))
     # Huber's gradient is the TD error clipped to [-delta, delta] (Mnih et al. 2015).
-    grad = jax.grad(lambda x: dqn.td_loss(x, weights, "huber", 1.0))(td)
+    grad = jax.grad(lambda x: td_loss(x, weights, "huber", 1.0))(td)
     np.testing.assert_allclose(grad, weights * jnp.clip(td, -1.0, 1.0) / 3, rtol=1e-6)
 
 
@@ -163,12 +200,12 @@ def test_epsilon_greedy_explores_uniformly_over_allowed_actions_only():
     draws = 6000
     q = jnp.tile(jnp.array([[9.0, 5.0, 1.0, 0.0, 2.0]]), (draws, 1))
     mask = jnp.tile(jnp.array([[False, True, True, False, True]]), (draws, 1))
-    greedy = dqn.epsilon_greedy(q, mask, 0.0, jax.random.PRNGKey(0))
+    greedy = epsilon_greedy(q, mask, 0.0, jax.random.PRNGKey(0))
     assert (greedy == 1).all()  # action 0 has the largest value but is not allowed
-    explored = np.asarray(dqn.epsilon_greedy(q, mask, 1.0, jax.random.PRNGKey(1)))
+    explored = np.asarray(epsilon_greedy(q, mask, 1.0, jax.random.PRNGKey(1)))
     frequencies = np.bincount(explored, minlength=5) / draws
     np.testing.assert_allclose(frequencies, [0, 1 / 3, 1 / 3, 0, 1 / 3], atol=0.025)
-    mixed = np.asarray(dqn.epsilon_greedy(q, mask, 0.3, jax.random.PRNGKey(2)))
+    mixed = np.asarray(epsilon_greedy(q, mask, 0.3, jax.random.PRNGKey(2)))
     # Greedy with probability 0.7 + 0.3 / 3 = 0.8.
     assert abs((mixed == 1).mean() - 0.8) < 0.02
 
@@ -182,14 +219,17 @@ def gridworld_mask_of(obs: np.ndarray) -> np.ndarray:
 
 def test_gridworld_replay_stores_allowed_actions_and_the_masks_of_next_observations():
     env, params = envs.make("GridWorld-v0")
-    config = dqn.Config(num_envs=4, train_frequency=4, buffer_size=1000, hidden=(16,))
+    # No warm-up: the 40 iterations fill 160 of the 250 rows per copy, so rows are in time order.
+    config = dqn.Config(
+        num_envs=4, train_frequency=4, buffer_size=1000, learning_starts=0, hidden=(16,)
+    )
     algo = dqn.make(config, env, params)
     state = jax.jit(algo.init)(jax.random.PRNGKey(0), algo.hparams)
     update = jax.jit(algo.update)
     for _ in range(40):  # 640 epsilon-greedy steps (epsilon ~1: about 20 steps per episode)
         state, _ = update(state)
-    rows = int(state.buffer.num_rows)
-    stored = jax.tree.map(lambda x: np.asarray(x[:rows]), state.buffer.storage)
+    rows = int(state.replay.num_rows)
+    stored = jax.tree.map(lambda x: np.asarray(x[:rows]), state.replay.storage)
     obs_mask, next_obs_mask = (gridworld_mask_of(stored[k]) for k in ("obs", "next_obs"))
     ended = stored["terminated"] | stored["truncated"]
     assert ended.sum() >= 10 and (~ended).any()
@@ -225,20 +265,21 @@ PROBE = dict(
 )
 
 
-def run(env: Any, seeds: int = 4, **overrides: Any) -> tuple[dqn.Config, RunResult]:
+def run(
+    env: Any, seeds: int = 4, target: Any = dqn.td_target, **overrides: Any
+) -> tuple[dqn.Config, RunResult]:
     config = dqn.Config(**{**PROBE, **overrides})
-    return config, train(
-        dqn.make(config, env, env.default_params), num_seeds=seeds, eval_episodes=4
-    )
+    algo = dqn.make(config, env, env.default_params, target=target)
+    return config, train(algo, num_seeds=seeds, eval_episodes=4)
 
 
 def q_values(config: dqn.Config, env: Any, result: RunResult, obs: list) -> np.ndarray:
     """Q of every seed's final online network: [seeds, len(obs), num_actions]."""
-    network = dqn.QNetwork(
+    network = QNetwork(
         env.action_space(env.default_params).n, config.hidden, config.activation, config.dueling
     )
     x = jnp.asarray(obs, jnp.float32)
-    return np.asarray(jax.vmap(lambda p: network.apply(p, x))(result.state.params))
+    return np.asarray(jax.vmap(lambda p: network.apply(p, x))(result.state.learner.params))
 
 
 @pytest.fixture(scope="module")
@@ -252,27 +293,36 @@ def test_constant_reward_probe_q_is_one(constant_reward_run):
     np.testing.assert_allclose(q[:, 0, 0], 1.0, atol=0.05)
 
 
-def test_static_schedule_discards_warm_up_steps_and_syncs_the_target_every_period(
+def test_warm_up_fills_the_buffer_then_every_iteration_learns_and_syncs_the_target_every_period(
     constant_reward_run,
 ):
     config, result = constant_reward_run
-    # Iteration i ends with 4 (i + 1) env steps; learning needs >= 60: from i = 14 on.
+    # learning_starts 60 over 4 copies: 15 random steps per copy in init, then (3000 - 60) / 4
+    # = 735 iterations of one step per copy and 2 gradient steps each, every one of them kept.
     loss = result.metrics["loss"]
-    assert np.isnan(loss[:, :14]).all() and np.isfinite(loss[:, 14:]).all()
-    learning_iterations = loss.shape[1] - 14
-    np.testing.assert_array_equal(result.state.grad_steps, 2 * learning_iterations)
-    # 2 * 736 = 1472 gradient steps, a multiple of the period 4: the hard copy just happened.
-    assert 2 * learning_iterations % config.target_update_period == 0
-    online_and_target = zip(
-        jax.tree.leaves(result.state.params),
-        jax.tree.leaves(result.state.target_params),
-        strict=True,
-    )
-    for online, target in online_and_target:
-        np.testing.assert_array_equal(online, target)
-    # epsilon: 1 -> 0.05 linearly over the first 1500 env steps (iteration i starts at 4 i).
+    assert loss.shape[1] == 735 and np.isfinite(loss).all()
+    np.testing.assert_array_equal(result.state.learner.grad_steps, 2 * 735)
+    # The target follows the online network when the gradient-step count reaches a multiple
+    # of the period (4), and only then. Start one iteration (2 gradient steps) from a zero target
+    # at counts 0 and 2: after 2 steps nothing is due; after 4 the target is an exact copy.
+    algo = dqn.make(config, probes.ConstantReward(), probes.ConstantReward().default_params)
+    update = jax.jit(algo.update)
+    state = jax.tree.map(lambda x: x[0], result.state)
+    zero_target = jax.tree.map(jnp.zeros_like, state.learner.target_params)
+    for count, copied in ((0, False), (2, True)):
+        learner = state.learner.replace(target_params=zero_target, grad_steps=jnp.int32(count))
+        after, _ = update(state.replace(learner=learner))
+        pairs = zip(
+            jax.tree.leaves(after.learner.params),
+            jax.tree.leaves(after.learner.target_params),
+            strict=True,
+        )
+        for online, target in pairs:
+            np.testing.assert_array_equal(target, online if copied else np.zeros_like(target))
+    # epsilon: 1 -> 0.05 linearly over the first 1500 env steps; iteration i starts after the
+    # 60 warm-up steps and 4 i more.
     i = np.arange(loss.shape[1])
-    expected = 1.0 - 0.95 * np.minimum(4 * i / 1500, 1.0)
+    expected = 1.0 - 0.95 * np.minimum((60 + 4 * i) / 1500, 1.0)
     np.testing.assert_allclose(result.metrics["epsilon"][0], expected, rtol=1e-5)
 
 
@@ -300,8 +350,8 @@ def test_action_dependent_reward_probe_greedy_action_is_one_with_polyak_targets(
     # A polyak target trails the online network: close to it, not equal. (The first layer's
     # kernel never changes: the probe's observation is 0.)
     online, target = (
-        jax.tree.leaves(result.state.params),
-        jax.tree.leaves(result.state.target_params),
+        jax.tree.leaves(result.state.learner.params),
+        jax.tree.leaves(result.state.learner.target_params),
     )
     assert any(not np.array_equal(o, t) for o, t in zip(online, target, strict=True))
     for o, t in zip(online, target, strict=True):
@@ -457,8 +507,9 @@ def test_dqn_gridworld_training_return_reaches_0_8():
 @pytest.mark.parametrize(
     ("overrides", "field"),
     [
-        ({"buffer_size": 1001, "num_envs": 4}, "buffer_size"),
+        ({"buffer_size": 3, "num_envs": 4}, "buffer_size"),
         ({"buffer_size": 4, "num_envs": 4, "n_step": 3}, "buffer_size"),
+        ({"total_steps": 9_000}, "total_steps"),  # all of it would be warm-up (10k)
         ({"tau": 0.0}, "tau"),
         ({"loss": "l1"}, "loss"),
         ({"exploration_fraction": 0.0}, "exploration_fraction"),

@@ -2,8 +2,8 @@
 
 - The loss math (pure functions of Q-values, log-probabilities and probabilities) against
   numbers computed by hand, continuous and discrete, including masked actions.
-- Replay items: a truncated step keeps its pre-reset next observation and bootstraps; a
-  terminated one does not.
+- The SAC objectives over PolicyValues: a sample's are the sampled forms, every action's the
+  expected forms; replacements passed to `make` are what the compiled program learns.
 - The actor: log-std clipped to [-20, 2], actions scaled affinely onto the Box bounds, action
   masks honoured; `init` fills the buffer with uniform random actions (learning_starts).
 - Config: ML-Agents' steps_per_update maps onto gradient steps per iteration; presets build.
@@ -24,9 +24,11 @@ import pytest
 import envs
 from agents import sac
 from envs.probes import ActionDependentReward, ConstantReward
-from rlkit.rollout import Transition
-from rlkit.runner import seed_keys, train
-from rlkit.spaces import Box
+from rlkit.core.spaces import Box
+from rlkit.data import offpolicy
+from rlkit.nets.actors import LOG_STD_MAX, LOG_STD_MIN
+from rlkit.ops import losses, targets
+from rlkit.training.runner import seed_keys, train
 
 # -------------------------------------------------------------------------------------------
 # Loss math
@@ -38,13 +40,13 @@ def test_soft_q_target_bootstraps_unless_terminated():
     reward = jnp.array([1.0, 0.5, -1.0])
     terminated = jnp.array([False, True, False])
     next_value = jnp.array([2.0, 3.0, 4.0])
-    y = sac.soft_q_target(reward, terminated, next_value, 0.9)
+    y = targets.one_step_target(reward, terminated, next_value, 0.9)
     np.testing.assert_allclose(y, [1.0 + 0.9 * 2.0, 0.5, -1.0 + 0.9 * 4.0], rtol=1e-6)
 
 
 def test_sampled_soft_value_subtracts_alpha_log_prob():
     # V = min Q - alpha log pi = [1 - 0.2 * (-1), 2 - 0.2 * 0.5]
-    value = sac.sampled_soft_value(jnp.array([1.0, 2.0]), jnp.array([-1.0, 0.5]), 0.2)
+    value = targets.sampled_soft_value(jnp.array([1.0, 2.0]), jnp.array([-1.0, 0.5]), 0.2)
     np.testing.assert_allclose(value, [1.2, 1.9], rtol=1e-6)
 
 
@@ -54,10 +56,10 @@ def test_expected_soft_value_ignores_masked_actions():
     probs = jnp.array([[0.5, 0.5, 0.0]])
     log_probs = jnp.array([[math.log(0.5), math.log(0.5), -1.7e38]])
     q = jnp.array([[1.0, 3.0, 100.0]])
-    value = sac.expected_soft_value(probs, log_probs, q, 0.1)
+    value = targets.expected_soft_value(probs, log_probs, q, 0.1)
     np.testing.assert_allclose(value, [2.0 - 0.1 * math.log(0.5)], rtol=1e-6)
     # A large temperature makes alpha * (masked log-prob) overflow; no NaN may reach the grads.
-    grads = jax.grad(lambda lp: sac.expected_soft_value(probs, lp, q, 1e3).sum())(log_probs)
+    grads = jax.grad(lambda lp: targets.expected_soft_value(probs, lp, q, 1e3).sum())(log_probs)
     assert np.all(np.isfinite(grads))
     np.testing.assert_allclose(grads, [[-500.0, -500.0, 0.0]])
 
@@ -65,12 +67,12 @@ def test_expected_soft_value_ignores_masked_actions():
 def test_critic_loss_sums_critics_and_averages_batch():
     # Q1 = [1, 2], Q2 = [0, 4], y = [2, 2]: 0.5 * (mean(1, 0) + mean(4, 4)) = 2.25
     q = jnp.array([[1.0, 2.0], [0.0, 4.0]])
-    assert float(sac.critic_loss(q, jnp.array([2.0, 2.0]))) == pytest.approx(2.25)
+    assert float(losses.critic_loss(q, jnp.array([2.0, 2.0]))) == pytest.approx(2.25)
 
 
 def test_sampled_actor_loss():
     # mean(alpha log pi - Q) = mean(.5 * -1 - 2, .5 * 1 - 0) = mean(-2.5, .5) = -1
-    loss = sac.sampled_actor_loss(jnp.array([-1.0, 1.0]), jnp.array([2.0, 0.0]), 0.5)
+    loss = losses.sampled_actor_loss(jnp.array([-1.0, 1.0]), jnp.array([2.0, 0.0]), 0.5)
     assert float(loss) == pytest.approx(-1.0)
 
 
@@ -83,7 +85,7 @@ def test_expected_actor_loss():
     q = jnp.array([[0.0, 1.0], [2.0, 9.0]])
     first = 0.25 * 0.5 * math.log(0.25) + 0.75 * (0.5 * math.log(0.75) - 1.0)
     expected = (first - 2.0) / 2
-    loss = sac.expected_actor_loss(probs, log_probs, q, 0.5)
+    loss = losses.expected_actor_loss(probs, log_probs, q, 0.5)
     assert float(loss) == pytest.approx(expected, rel=1e-6)
 
 
@@ -93,81 +95,56 @@ def test_temperature_loss_value_and_gradient():
     # entropy is above the target; no gradient reaches the entropy.
     log_alpha = jnp.log(0.5)
     entropy = jnp.array([1.0, 2.0])
-    value = sac.temperature_loss(log_alpha, entropy, -1.0)
+    value = losses.temperature_loss(log_alpha, entropy, -1.0)
     assert float(value) == pytest.approx(math.log(0.5) * 2.5, rel=1e-6)
-    d_alpha, d_entropy = jax.grad(sac.temperature_loss, argnums=(0, 1))(log_alpha, entropy, -1.0)
+    d_alpha, d_entropy = jax.grad(losses.temperature_loss, argnums=(0, 1))(log_alpha, entropy, -1.0)
     assert float(d_alpha) == pytest.approx(2.5)
     np.testing.assert_array_equal(d_entropy, [0.0, 0.0])
     # below the target the gradient is negative: alpha rises
-    assert float(jax.grad(sac.temperature_loss)(log_alpha, entropy, 3.0)) == pytest.approx(-1.5)
+    assert float(jax.grad(losses.temperature_loss)(log_alpha, entropy, 3.0)) == pytest.approx(-1.5)
 
 
 def test_temperature_loss_with_the_exact_discrete_entropy():
     # pi = [.5, .25, .25]: H = 1.5 log 2; ML-Agents' target 0.2 log 3. A masked action (third
     # of [.5, .5, 0]) adds nothing: H = log 2.
-    from rlkit.distributions import Categorical
+    from rlkit.ops.distributions import Categorical
 
     logits = jnp.log(jnp.array([[0.5, 0.25, 0.25], [0.5, 0.5, 0.5]]))
     mask = jnp.array([[True, True, True], [True, True, False]])
     entropy = Categorical(logits, mask).entropy()
     np.testing.assert_allclose(entropy, [1.5 * math.log(2), math.log(2)], rtol=1e-6)
     target = 0.2 * math.log(3)
-    value = sac.temperature_loss(jnp.log(2.0), entropy, target)
+    value = losses.temperature_loss(jnp.log(2.0), entropy, target)
     expected = math.log(2.0) * ((1.5 * math.log(2) + math.log(2)) / 2 - target)
     assert float(value) == pytest.approx(expected, rel=1e-6)
 
 
-# -------------------------------------------------------------------------------------------
-# Replay items: termination vs truncation
-# -------------------------------------------------------------------------------------------
+def test_soft_target_and_actor_loss_of_a_sample_are_the_sampled_forms():
+    # Box: one sample per state, probability 1. y = r + gamma (1 - term) (min Q - alpha log pi)
+    log_prob = jnp.array([-1.0, 0.5])
+    q = jnp.array([[[1.0], [4.0]], [[2.0], [3.0]]])  # [K=2, B=2, 1]: min = [1, 3]
+    now = sac.PolicyValues(jnp.zeros((2, 1, 1)), jnp.ones((2, 1)), log_prob[:, None], q)
+    batch = {"reward": jnp.array([1.0, 2.0]), "terminated": jnp.array([False, True])}
+    h, config = {"gamma": jnp.float32(0.9)}, sac.Config()
+    y = sac.soft_target(batch, now, 0.2, h, config)
+    np.testing.assert_allclose(y, [1.0 + 0.9 * (1.0 + 0.2), 2.0], rtol=1e-6)
+    # mean(alpha log pi - min Q) = mean(-0.2 - 1, 0.1 - 3) = -2.05
+    assert float(sac.actor_loss(now, 0.2, h, config)) == pytest.approx(-2.05)
+    np.testing.assert_allclose(now.entropy(), [1.0, -0.5])
 
 
-def _two_step_trajectory() -> Transition:
-    """T = 2 steps of N = 2 copies. Copy 0 is truncated at t = 0, copy 1 terminated at t = 0.
-
-    obs[t, n] = 10 t + n; next_obs[t, n] = 100 + 10 t + n (pre-reset where an episode ended).
-    """
-    t, n = np.meshgrid(np.arange(2), np.arange(2), indexing="ij")
-    obs = (10 * t + n).astype(np.float32)[..., None]
-    mask = np.array(
-        [[[True, False, True], [True, True, False]], [[False, True, True], [True, True, True]]]
-    )
-    return Transition(
-        obs=jnp.asarray(obs),
-        action=jnp.array([[0, 1], [2, 0]]),
-        reward=jnp.array([[1.0, -1.0], [0.5, 2.0]]),
-        terminated=jnp.array([[False, True], [False, False]]),
-        truncated=jnp.array([[True, False], [False, False]]),
-        next_obs=jnp.asarray(obs + 100.0),
-        action_mask=jnp.asarray(mask),
-        extras={},
-        episode={},
-    )
-
-
-def test_replay_items_keep_pre_reset_next_obs_and_separate_termination():
-    # s'_t's mask as the rollout gives it (pre-reset where the episode ended), stored as given
-    next_masks = jnp.array(
-        [[[False, True, False], [True, False, False]], [[True, True, False], [False, False, True]]]
-    )
-    traj = _two_step_trajectory()._replace(next_action_mask=next_masks)
-    items = sac.replay_items(traj, None)
-    np.testing.assert_array_equal(items["next_obs"][..., 0], [[100, 101], [110, 111]])
-    # only termination is stored as terminal; the truncated step (copy 0, t = 0) bootstraps
-    np.testing.assert_array_equal(items["terminated"], [[False, True], [False, False]])
-    y = sac.soft_q_target(items["reward"], items["terminated"], jnp.full((2, 2), 5.0), 0.5)
-    np.testing.assert_allclose(y, [[1.0 + 2.5, -1.0], [0.5 + 2.5, 2.0 + 2.5]])
-    np.testing.assert_array_equal(items["mask"], traj.action_mask)
-    np.testing.assert_array_equal(items["next_mask"], next_masks)
-
-
-def test_replay_items_store_continuous_actions_in_unit_box():
-    traj = _two_step_trajectory()._replace(
-        action=jnp.array([[[0.0], [4.0]], [[2.0], [1.0]]]), action_mask=None
-    )
-    items = sac.replay_items(traj, lambda a: a / 2.0 - 1.0)  # Box [0, 4] -> [-1, 1]
-    np.testing.assert_allclose(items["action"][..., 0], [[-1.0, 1.0], [0.0, -0.5]])
-    assert "mask" not in items and "next_mask" not in items
+def test_soft_target_and_actor_loss_over_every_discrete_action_are_the_expected_forms():
+    # pi = [.25, .75] and [1, 0] (second action masked), Q = min over two critics.
+    probs = jnp.array([[0.25, 0.75], [1.0, 0.0]])
+    log_probs = jnp.array([[math.log(0.25), math.log(0.75)], [0.0, -1.7e38]])
+    q = jnp.stack([jnp.array([[0.0, 1.0], [2.0, 9.0]]), jnp.array([[5.0, 5.0], [5.0, 5.0]])])
+    now = sac.PolicyValues(jnp.array([[0, 1], [0, 1]]), probs, log_probs, q)
+    h, config = {"gamma": jnp.float32(0.5)}, sac.Config()
+    first = 0.25 * 0.5 * math.log(0.25) + 0.75 * (0.5 * math.log(0.75) - 1.0)
+    assert float(sac.actor_loss(now, 0.5, h, config)) == pytest.approx((first - 2.0) / 2)
+    batch = {"reward": jnp.array([0.0, 0.0]), "terminated": jnp.array([False, False])}
+    value = -first, 2.0  # V = sum pi (Q - alpha log pi) = -(actor loss terms)
+    np.testing.assert_allclose(sac.soft_target(batch, now, 0.5, h, config), np.multiply(0.5, value))
 
 
 # -------------------------------------------------------------------------------------------
@@ -198,13 +175,13 @@ def test_actor_log_std_is_clipped():
     config = sac.Config(hidden=(8,))
     actor, _ = sac.build_networks(config, Box(-1.0, 1.0, (2,), jnp.float32))
     params = actor.init(jax.random.PRNGKey(0), jnp.zeros((1, 3)))
-    for raw, clipped in [(50.0, sac.LOG_STD_MAX), (-50.0, sac.LOG_STD_MIN), (0.5, 0.5)]:
+    for raw, clipped in [(50.0, LOG_STD_MAX), (-50.0, LOG_STD_MIN), (0.5, 0.5)]:
         mean, log_std = jax.jit(actor.apply)(
             _with_head_bias(params, [0.3, 0.3, raw, raw]), jnp.ones((4, 3))
         )
         np.testing.assert_allclose(log_std, clipped)
         np.testing.assert_allclose(mean, 0.3)
-    assert (sac.LOG_STD_MIN, sac.LOG_STD_MAX) == (-20.0, 2.0)
+    assert (LOG_STD_MIN, LOG_STD_MAX) == (-20.0, 2.0)
 
 
 def test_actions_are_scaled_onto_the_box():
@@ -240,7 +217,7 @@ def test_init_fills_the_buffer_with_uniform_random_actions():
     env = _OffsetBoxProbe()
     config = sac.Config(hidden=(8,), num_envs=4, learning_starts=64, total_steps=100)
     algo = sac.make(config, env, env.default_params)
-    assert algo.num_updates == 9 and algo.steps_per_update == 4
+    assert algo.num_iterations == 9 and algo.steps_per_iteration == 4
     state = jax.jit(algo.init)(jax.random.PRNGKey(0), algo.hparams)
     assert int(state.replay.num_rows) == 16
     stored = np.asarray(state.replay.storage["action"][:16]).reshape(-1, 2)  # in [-1, 1]^2
@@ -274,11 +251,11 @@ def test_discrete_actions_honour_the_mask():
 def test_steps_per_update_sets_gradient_steps_per_iteration():
     # ML-Agents 3DBall: 12 agents, steps_per_update 10. 5 steps per copy = 60 agent steps
     # per iteration -> 6 gradient steps.
-    config = sac.Config(num_envs=12, train_freq=5, steps_per_update=10.0)
-    assert config.updates_per_iteration == 6
-    assert sac.Config(gradient_steps=3).updates_per_iteration == 3
+    config = sac.Config(num_envs=12, train_frequency=5, steps_per_update=10.0)
+    assert offpolicy.schedule(config).gradient_steps == 6
+    assert offpolicy.schedule(sac.Config(gradient_steps=3)).gradient_steps == 3
     with pytest.raises(ValueError, match="steps_per_update"):
-        sac.Config(num_envs=12, train_freq=1, steps_per_update=10.0)  # 1.2 gradient steps
+        sac.Config(num_envs=12, train_frequency=1, steps_per_update=10.0)  # 1.2 gradient steps
     with pytest.raises(ValueError, match="buffer_size"):
         sac.Config(num_envs=8, buffer_size=4)
     with pytest.raises(ValueError, match="tau"):
@@ -290,8 +267,8 @@ def test_presets_are_valid_configs(name):
     config = sac.Config(**sac.PRESETS[name])
     if name.startswith("mlagents/"):
         # every ML-Agents SAC config uses steps_per_update 10
-        per_iteration = config.num_envs * config.train_freq
-        assert per_iteration / config.updates_per_iteration == pytest.approx(10.0)
+        per_iteration = config.num_envs * config.train_frequency
+        assert per_iteration / offpolicy.schedule(config).gradient_steps == pytest.approx(10.0)
 
 
 # -------------------------------------------------------------------------------------------
@@ -318,14 +295,19 @@ PROBE = dict(
 
 
 def _train(config: sac.Config, env, num_seeds: int = 2):
-    """Final TrainState of `num_seeds` seeds (one compiled program: init and every update)."""
+    """(algo, final TrainState of `num_seeds` seeds)."""
     algo = sac.make(config, env, env.default_params)
+    return algo, _train_algo(algo, num_seeds)
+
+
+def _train_algo(algo, num_seeds: int = 2):
+    """Final TrainState of `num_seeds` seeds (one compiled program: init and every update)."""
 
     def run(key):
         state = algo.init(key, algo.hparams)
-        return jax.lax.fori_loop(0, algo.num_updates, lambda _, s: algo.update(s)[0], state)
+        return jax.lax.fori_loop(0, algo.num_iterations, lambda _, s: algo.update(s)[0], state)
 
-    return algo, jax.jit(jax.vmap(run))(seed_keys(0, num_seeds))
+    return jax.jit(jax.vmap(run))(seed_keys(0, num_seeds))
 
 
 def _q_values(config, env, critic_params, obs, action=None):
@@ -380,6 +362,27 @@ def test_probe_discrete_picks_the_rewarded_action():
     q = _q_values(config, env, state.learner.critic, obs)
     np.testing.assert_allclose(q[..., 0, 1], 1.0, atol=0.05)
     np.testing.assert_allclose(q[..., 0, 0], -1.0, atol=0.1)
+
+
+def test_replacement_target_and_actor_loss_are_what_the_compiled_program_learns():
+    # Every soft target 3 (the probe's true value is 1) and an actor loss that pulls the sampled
+    # action to -0.5 (the critics would prefer no action over another: reward is constant).
+    env = ConstantReward(continuous=True)
+    config = sac.Config(**PROBE, total_steps=3_000)
+
+    def three(batch, next, alpha, h, config):
+        return jnp.full(batch["reward"].shape, 3.0)
+
+    def towards_minus_half(now, alpha, h, config):
+        return jnp.mean((now.actions[:, 0, 0] + 0.5) ** 2)
+
+    algo = sac.make(config, env, env.default_params, target=three, actor_loss=towards_minus_half)
+    state = _train_algo(algo)
+    obs = jnp.zeros((1, 1))
+    actions = jax.vmap(lambda s: algo.act(algo.policy_params(s), obs, None, True))(state)
+    np.testing.assert_allclose(actions[:, 0, 0], -0.5, atol=0.05)
+    q = _q_values(config, env, state.learner.critic, obs, jnp.full((1, 1), -0.5))
+    np.testing.assert_allclose(q, 3.0, atol=0.1)
 
 
 # -------------------------------------------------------------------------------------------
