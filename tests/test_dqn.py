@@ -483,7 +483,12 @@ def test_dqn_cartpole_reaches_475_within_100k_steps_at_rejax_settings():
     config = config_from_dict(dqn.Config, dqn.PRESETS["rejax/CartPole"])
     assert config.total_steps == 100_000
     result = train(dqn.make(config, env, params), num_seeds=4)
-    assert result.evaluation["returns"].mean() >= 475
+    # DQN on CartPole collapses late on some seeds (PAPER-TARGETS.md, pitfall 7: "targets are
+    # IQM over seeds at a fixed step"). Measured at these settings: 30 of 32 seeds (0-31) end
+    # at 500, seed 3 at 34 and seed 4 at 455. The interquartile mean of the 4 seeds' final
+    # greedy returns (the middle two) must reach 475.
+    per_seed = np.sort(result.evaluation["returns"].mean(axis=1))
+    assert per_seed[1:3].mean() >= 475, per_seed
 
 
 @pytest.mark.learning
