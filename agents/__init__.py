@@ -8,6 +8,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from rlkit.core.config import ConfigError
+
 __all__ = ["ALGORITHMS", "load"]
 
 #: name -> (module, one-line description)
@@ -21,7 +23,7 @@ ALGORITHMS: dict[str, tuple[str, str]] = {
 
 
 def load(name: str) -> ModuleType:
-    """The agent module for an algorithm name (ValueError if unknown)."""
+    """The agent module for an algorithm name (ConfigError if unknown)."""
     if name not in ALGORITHMS:
-        raise ValueError(f"unknown algorithm {name!r}; choose from {', '.join(ALGORITHMS)}")
+        raise ConfigError(f"unknown algorithm {name!r}; choose from {', '.join(ALGORITHMS)}")
     return importlib.import_module(ALGORITHMS[name][0])

@@ -33,7 +33,7 @@ import jax
 
 from rlkit.core import fields
 from rlkit.core.algorithm import Algorithm, Objective
-from rlkit.core.config import hp, load_presets, validate
+from rlkit.core.config import ConfigError, hp, load_presets, validate
 from rlkit.data import onpolicy
 from rlkit.data.onpolicy import OnPolicyState
 from rlkit.nets.actor_critic import ActorCritic, PolicyEval
@@ -69,7 +69,7 @@ class Config:
     def __post_init__(self) -> None:
         validate(self)
         if self.rmsprop_decay >= 1.0:
-            raise ValueError(f"rmsprop_decay must be in [0, 1), got {self.rmsprop_decay!r}")
+            raise ConfigError(f"rmsprop_decay must be in [0, 1), got {self.rmsprop_decay!r}")
         onpolicy.check_batch(self)
 
 

@@ -44,7 +44,7 @@ from flax import struct
 
 from rlkit.core import fields
 from rlkit.core.algorithm import Algorithm
-from rlkit.core.config import hp, load_presets, validate
+from rlkit.core.config import ConfigError, hp, load_presets, validate
 from rlkit.core.spaces import Discrete
 from rlkit.data import offpolicy
 from rlkit.data.offpolicy import OffPolicyState
@@ -300,7 +300,7 @@ def make(config: Config, env: Any, env_params: Any, target: Callable = td_target
     `target` replaces the TD target (see the module docstring)."""
     action_space = env.action_space(env_params)
     if not isinstance(action_space, Discrete):
-        raise ValueError(f"DQN needs a Discrete action space, got {type(action_space).__name__}")
+        raise ConfigError(f"DQN needs a Discrete action space, got {type(action_space).__name__}")
     core = offpolicy.build(
         config,
         env,

@@ -53,7 +53,7 @@ from flax import struct
 
 from rlkit.core import fields
 from rlkit.core.algorithm import Algorithm
-from rlkit.core.config import hp, load_presets, validate
+from rlkit.core.config import ConfigError, hp, load_presets, validate
 from rlkit.core.spaces import Box, Discrete, Space
 from rlkit.data import offpolicy
 from rlkit.data.offpolicy import OffPolicyState
@@ -186,7 +186,7 @@ def build_networks(config: Config, action_space: Space) -> tuple[nn.Module, nn.M
         return CategoricalActor(n, **net), TwinQ(QNetwork, {"num_actions": n, **net})
     if isinstance(action_space, Box):
         return SquashedGaussianActor(math.prod(action_space.shape), **net), TwinQ(ContinuousQ, net)
-    raise TypeError(f"SAC supports Discrete and Box actions, not {type(action_space).__name__}")
+    raise ConfigError(f"SAC supports Discrete and Box actions, not {type(action_space).__name__}")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

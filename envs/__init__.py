@@ -11,14 +11,18 @@ Importing this package also registers rlkit's environments with gymnax, so
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import importlib
 import inspect
+import math
 from collections.abc import Callable
 from typing import Any
 
 import gymnax
+
+from rlkit.core.config import INT_MAX, ConfigError, coerce_field
 
 __all__ = ["RLKIT_ENVS", "list_envs", "make"]
 
@@ -49,12 +53,17 @@ def list_envs() -> list[str]:
 
 
 def make(name: str, **overrides: Any) -> tuple[Any, Any]:
-    """Build an environment by name: (env, params). ValueError on an unknown name or key."""
+    """Build an environment by name: (env, params).
+
+    Parameter overrides are validated like hyperparameters: coerced to the declared type of
+    their EnvParams field, finite, max_steps_in_episode >= 1, and whatever the environment's
+    own `check_params(params)` requires. ConfigError on an unknown name or key or a bad value.
+    """
     names = list_envs()
     if name not in names:
         close = difflib.get_close_matches(name, names, n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
-        raise ValueError(f"unknown environment {name!r}{hint}; `rlkit envs` lists them")
+        raise ConfigError(f"unknown environment {name!r}{hint}; `rlkit envs` lists them")
     factory = RLKIT_ENVS.get(name)
     constructor_args, param_args = {}, {}
     probe_env = factory() if factory is not None else gymnax.make(name)[0]
@@ -62,12 +71,12 @@ def make(name: str, **overrides: Any) -> tuple[Any, Any]:
     ctor_params = set(inspect.signature(type(probe_env).__init__).parameters) - {"self"}
     for key, value in overrides.items():
         if key in param_fields:
-            param_args[key] = value
+            param_args[key] = _checked(probe_env.default_params, key, value)
         elif key in ctor_params:
             constructor_args[key] = value
         else:
             allowed = sorted(param_fields | ctor_params)
-            raise ValueError(f"{name} has no parameter {key!r}; allowed: {', '.join(allowed)}")
+            raise ConfigError(f"{name} has no parameter {key!r}; allowed: {', '.join(allowed)}")
     if factory is not None:
         env = factory(**constructor_args) if constructor_args else probe_env
     else:
@@ -75,4 +84,29 @@ def make(name: str, **overrides: Any) -> tuple[Any, Any]:
     params = env.default_params
     if param_args:
         params = params.replace(**param_args)
+    if getattr(params, "max_steps_in_episode", 1) < 1:
+        raise ConfigError(f"max_steps_in_episode must be >= 1, got {params.max_steps_in_episode}")
+    check = getattr(env, "check_params", None)
+    if check is not None:
+        check(params)
     return env, params
+
+
+def _checked(defaults: Any, key: str, value: Any) -> Any:
+    """An override coerced to its EnvParams field's declared type (when it declares int, float or
+    bool); a number where the default is one; finite; an integer within int32 (JAX's)."""
+    # A field whose annotation cannot be resolved is taken as it is, and checked against its
+    # default's kind below.
+    with contextlib.suppress(KeyError, NameError):
+        value = coerce_field(type(defaults), key, value)
+    default = getattr(defaults, key)
+    numeric_default = isinstance(default, int | float) or (
+        hasattr(default, "dtype") and getattr(default, "ndim", 1) == 0
+    )
+    if numeric_default and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise ConfigError(f"{key} must be a number, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key} must be a finite number, got {value!r}")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT_MAX:
+        raise ConfigError(f"{key} must be at most {INT_MAX}, got {value}")
+    return value

@@ -50,6 +50,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from rlkit.core.config import ConfigError
 from rlkit.core.env import Environment
 from rlkit.core.spaces import Box
 
@@ -218,7 +219,7 @@ class BalanceBall(Environment):
         """physics_steps_per_decision: ML-Agents' DecisionPeriod (static: it is a loop count)."""
         super().__init__()
         if physics_steps_per_decision < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"physics_steps_per_decision must be >= 1, got {physics_steps_per_decision}"
             )
         self.physics_steps_per_decision = int(physics_steps_per_decision)
@@ -226,6 +227,18 @@ class BalanceBall(Environment):
     @property
     def default_params(self) -> EnvParams:
         return EnvParams()
+
+    def check_params(self, params: EnvParams) -> None:
+        """ConfigError for physically meaningless parameters (envs.make calls it)."""
+        positive = ("mass", "scale", "dt", "platform_half_extent", "fail_distance")
+        for name in positive:
+            if not getattr(params, name) > 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(params, name)!r}")
+        for name in ("gravity", "max_rotation_deg", "contact_offset", "reset_max_tilt_deg"):
+            if not getattr(params, name) >= 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(params, name)!r}")
+        if not 0 < params.rotation_clamp <= 1:
+            raise ConfigError(f"rotation_clamp must be in (0, 1], got {params.rotation_clamp!r}")
 
     @property
     def name(self) -> str:

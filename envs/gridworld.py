@@ -38,6 +38,7 @@ import numpy as np
 from flax import struct
 from gymnax.environments import environment
 
+from rlkit.core.config import ConfigError
 from rlkit.core.env import Environment
 from rlkit.core.spaces import Box, Dict, Discrete
 
@@ -136,6 +137,10 @@ class GridWorld(Environment):
     def default_params(self) -> EnvParams:
         return EnvParams()
 
+    def check_params(self, params: EnvParams) -> None:
+        """ConfigError for parameters that cannot make a board (envs.make calls it)."""
+        _check_params(params)
+
     def reset_env(self, key: jax.Array, params: EnvParams) -> tuple[Any, EnvState]:
         _check_params(params)
         g = params.grid_size
@@ -205,14 +210,14 @@ class GridWorld(Environment):
 
 
 def _check_params(params: EnvParams) -> None:
-    """Raise ValueError for static parameters that cannot make a board (checked at trace time)."""
+    """Raise ConfigError for static parameters that cannot make a board (checked at trace time)."""
     if params.grid_size < 1:
-        raise ValueError(f"grid_size must be >= 1, got {params.grid_size}")
+        raise ConfigError(f"grid_size must be >= 1, got {params.grid_size}")
     if params.num_plus_goals < 0 or params.num_ex_goals < 0:
-        raise ValueError("num_plus_goals and num_ex_goals must be >= 0")
+        raise ConfigError("num_plus_goals and num_ex_goals must be >= 0")
     needed = params.num_plus_goals + params.num_ex_goals + 1
     if needed > params.grid_size**2:
-        raise ValueError(
+        raise ConfigError(
             f"{needed} distinct cells (goals + agent) do not fit on a "
             f"{params.grid_size}x{params.grid_size} grid"
         )

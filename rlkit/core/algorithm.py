@@ -37,6 +37,9 @@ class Algorithm(NamedTuple):
     steps_per_iteration: environment steps (summed over vectorised copies) per `update`.
     num_iterations: `update` calls in the configured budget.
     env, env_params: the single (unvectorised) environment, for evaluation.
+    init_steps: environment steps (summed over copies) that `init` already takes (the off-policy
+        warm-up with random actions); a run takes init_steps + num_iterations *
+        steps_per_iteration steps per seed.
     """
 
     init: Callable[[Any, dict[str, Any]], Any]
@@ -49,6 +52,7 @@ class Algorithm(NamedTuple):
     config: Any
     env: Any
     env_params: Any
+    init_steps: int = 0
 
 
 def _no_state(hparams: dict[str, jax.Array]) -> dict[str, jax.Array]:

@@ -8,8 +8,11 @@ Every agent's `Config` is a frozen dataclass built from `hp(...)` fields:
   lambda, clip epsilon, coefficients, tau, PER alpha/beta, ...). Traced values reach the compiled
   program as arrays (`hparams_of(config)`), so one compilation sweeps them with `vmap`.
 - Everything else (num_envs, widths, batch sizes, switches) is static: changing it recompiles.
-- `validate(config)` (call it from `__post_init__`) raises ValueError naming the field and its
+- `validate(config)` (call it from `__post_init__`) raises ConfigError naming the field and its
   allowed range or choices.
+
+ConfigError (a ValueError) is the one exception for input that cannot configure a run: the
+command line shows it as one line, and any other exception keeps its traceback.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ import jax.numpy as jnp
 import yaml
 
 __all__ = [
+    "INT_MAX",
+    "ConfigError",
+    "coerce_field",
     "config_from_dict",
     "config_to_dict",
     "describe",
@@ -36,6 +42,15 @@ __all__ = [
     "parse_assignment",
     "validate",
 ]
+
+
+#: The largest integer a config field may hold: JAX counts steps and sizes in int32.
+INT_MAX = 2**31 - 1
+
+
+class ConfigError(ValueError):
+    """Input that cannot configure a run (a value out of range, an unknown name, a budget that
+    cannot train): reported to the user as one line naming the problem."""
 
 
 def hp(
@@ -63,24 +78,49 @@ def hp(
 
 
 def validate(config: Any) -> None:
-    """Check every field against its range/choices; raise ValueError naming the first bad one."""
+    """Check every field's type, finiteness and range or choices; raise ConfigError naming the
+    first bad one. Integers must be at most INT_MAX."""
+    hints = typing.get_type_hints(type(config))
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
         meta = f.metadata
         choices = meta.get("choices")
         if choices is not None and value not in choices:
-            raise ValueError(f"{f.name} must be one of {list(choices)}, got {value!r}")
+            raise ConfigError(f"{f.name} must be one of {list(choices)}, got {value!r}")
         values = value if isinstance(value, tuple) else (value,)
         for v in values:
+            _check_type(f.name, hints[f.name], v)
             if isinstance(v, bool) or not isinstance(v, int | float):
                 continue
+            if not math.isfinite(v):
+                raise ConfigError(f"{f.name} must be a finite number, got {v!r}")
+            if isinstance(v, int) and abs(v) > INT_MAX:
+                raise ConfigError(f"{f.name} must be at most {INT_MAX}, got {v!r}")
             low, high = meta.get("low"), meta.get("high")
             too_low = low is not None and (v <= low if meta.get("low_open") else v < low)
             if too_low or (high is not None and v > high):
                 lo = "(" if meta.get("low_open") else "["
                 lo_s = "-inf" if low is None else f"{low:g}"
                 hi_s = "inf" if high is None else f"{high:g}"
-                raise ValueError(f"{f.name} must be in {lo}{lo_s}, {hi_s}], got {v!r}")
+                raise ConfigError(f"{f.name} must be in {lo}{lo_s}, {hi_s}], got {v!r}")
+
+
+def _check_type(name: str, declared: Any, value: Any) -> None:
+    """ConfigError unless `value` is of the declared scalar type (an int passes for a float;
+    a bool is not a number); sequence and union declarations check their items' type."""
+    args = [a for a in typing.get_args(declared) if a is not type(None) and a is not Ellipsis]
+    if typing.get_origin(declared) is not None and args:
+        if value is None and type(None) in typing.get_args(declared):
+            return
+        declared = args[0]
+    if declared is bool and not isinstance(value, bool):
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+    if declared is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"{name} must be an integer, got {value!r}")
+    if declared is float and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise ConfigError(f"{name} must be a number, got {value!r}")
+    if declared is str and not isinstance(value, str):
+        raise ConfigError(f"{name} must be a string, got {value!r}")
 
 
 def hparams_of(config: Any) -> dict[str, jnp.ndarray]:
@@ -106,8 +146,8 @@ def _field_type(config_cls: type, name: str) -> Any:
     return hints[name]
 
 
-def _coerce(config_cls: type, name: str, value: Any) -> Any:
-    """Coerce a parsed value to the declared type of field `name`, or raise ValueError."""
+def coerce_field(config_cls: type, name: str, value: Any) -> Any:
+    """Coerce a parsed value to the declared type of field `name`, or raise ConfigError."""
     declared = _field_type(config_cls, name)
     origin = typing.get_origin(declared)
     if origin in (types.UnionType, typing.Union):
@@ -128,24 +168,35 @@ def _coerce_scalar(name: str, declared: Any, value: Any) -> Any:
     if declared is bool:
         if isinstance(value, bool):
             return value
-        raise ValueError(f"{name} must be true or false, got {value!r}")
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
     if declared is int:
-        if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
-            raise ValueError(f"{name} must be an integer, got {value!r}")
+        if isinstance(value, str):
+            value = _yaml_number(value)  # 1e6 is the whole number a user meant
+        whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        if isinstance(value, bool) or not whole:
+            raise ConfigError(f"{name} must be an integer, got {value!r}")
         return int(value)
     if declared is float:
         if isinstance(value, str):
-            # YAML 1.1 reads 3e-4 (no dot) as a string; it is the number the user meant.
-            with contextlib.suppress(ValueError):
-                value = float(value)
+            value = _yaml_number(value)
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"{name} must be a number, got {value!r}")
+            raise ConfigError(f"{name} must be a number, got {value!r}")
         if not math.isfinite(value):
-            raise ValueError(f"{name} must be a finite number, got {value!r}")
+            raise ConfigError(f"{name} must be a finite number, got {value!r}")
         return float(value)
     if declared is str:
-        return str(value)
+        if not isinstance(value, str):
+            raise ConfigError(f"{name} must be a string, got {value!r}")
+        return value
     return value
+
+
+def _yaml_number(text: str) -> Any:
+    """A number written as YAML 1.1 reads a string (3e-4, 1e6: no dot), else the text as it is."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 #: Fields renamed when the agents' names were unified (old name -> new name).
@@ -153,33 +204,33 @@ RENAMED = {"adam_eps": "optimiser_eps", "train_freq": "train_frequency"}
 
 
 def config_from_dict(config_cls: type, values: dict[str, Any], base: Any = None) -> Any:
-    """Build a config from a dict of overrides; unknown keys and bad values raise ValueError."""
+    """Build a config from a dict of overrides; unknown keys and bad values raise ConfigError."""
     names = [f.name for f in dataclasses.fields(config_cls)]
     kwargs = {} if base is None else config_to_dict(base)
     kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in kwargs.items()}
     for key, value in values.items():
         if key in RENAMED and RENAMED[key] in names:
-            raise ValueError(f"hyperparameter {key!r} is now called {RENAMED[key]!r}")
+            raise ConfigError(f"hyperparameter {key!r} is now called {RENAMED[key]!r}")
         if key not in names:
             close = difflib.get_close_matches(key, names, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
-            raise ValueError(f"unknown hyperparameter {key!r}{hint}")
-        kwargs[key] = _coerce(config_cls, key, value)
+            raise ConfigError(f"unknown hyperparameter {key!r}{hint}")
+        kwargs[key] = coerce_field(config_cls, key, value)
     return config_cls(**kwargs)
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:
     """Parse `key=value` (value in YAML: 3e-4, true, [64, 64], adam) into (key, value)."""
     if "=" not in text:
-        raise ValueError(f"expected key=value, got {text!r}")
+        raise ConfigError(f"expected key=value, got {text!r}")
     key, raw = text.split("=", 1)
     key = key.strip()
     if not key:
-        raise ValueError(f"expected key=value, got {text!r}")
+        raise ConfigError(f"expected key=value, got {text!r}")
     try:
         value = yaml.safe_load(raw)
     except yaml.YAMLError as error:
-        raise ValueError(f"cannot parse the value of {key}: {raw!r}") from error
+        raise ConfigError(f"cannot parse the value of {key}: {raw!r}") from error
     if isinstance(value, str):
         # YAML 1.1 reads 3e-4 (no dot) as a string; accept it as a number.
         with contextlib.suppress(ValueError):
@@ -198,7 +249,7 @@ def describe(config_cls: type) -> list[tuple[str, Any, str, bool]]:
 def load_presets(path: str | Path, config_cls: type) -> dict[str, dict[str, Any]]:
     """Named presets from a YAML file: {name: {field: value}}, each value coerced to its field's
     type (YAML lists become tuples). Top-level keys starting with "_" are templates for YAML
-    merge keys (`<<: *name`), not presets. An unknown field raises ValueError."""
+    merge keys (`<<: *name`), not presets. An unknown field raises ConfigError."""
     data = yaml.safe_load(Path(path).read_text()) or {}
     names = {f.name for f in dataclasses.fields(config_cls)}
     presets = {}
@@ -207,6 +258,6 @@ def load_presets(path: str | Path, config_cls: type) -> dict[str, dict[str, Any]
             continue
         unknown = set(values) - names
         if unknown:
-            raise ValueError(f"preset {preset} in {path} has unknown fields: {sorted(unknown)}")
-        presets[preset] = {k: _coerce(config_cls, k, v) for k, v in values.items()}
+            raise ConfigError(f"preset {preset} in {path} has unknown fields: {sorted(unknown)}")
+        presets[preset] = {k: coerce_field(config_cls, k, v) for k, v in values.items()}
     return presets

@@ -34,7 +34,7 @@ import numpy as np
 from flax import struct
 
 from rlkit.core.algorithm import Algorithm
-from rlkit.core.config import hparams_of
+from rlkit.core.config import ConfigError, hparams_of
 from rlkit.core.spaces import Box, Discrete, Space
 from rlkit.core.wrappers import as_vector_env, episode_metrics
 from rlkit.data.replay import PrioritisedReplay, UniformReplay
@@ -96,18 +96,20 @@ def schedule(config: Any, window: int = 1) -> Schedule:
     if config.steps_per_update > 0:
         ratio = per_iteration / config.steps_per_update
         if ratio < 1 or abs(ratio - round(ratio)) > 1e-6:
-            raise ValueError(
+            raise ConfigError(
                 f"steps_per_update must divide num_envs * train_frequency ({per_iteration}) into "
                 f"a whole number >= 1 of gradient steps, got {config.steps_per_update}"
             )
         gradient_steps = round(ratio)
     rows = config.buffer_size // n
     if rows < window:
-        raise ValueError(f"buffer_size must hold {window} row(s) per copy, i.e. be >= {window * n}")
+        raise ConfigError(
+            f"buffer_size must hold {window} row(s) per copy, i.e. be >= {window * n}"
+        )
     warmup = max(-(-config.learning_starts // n), window - freq, 0)
     iterations = (config.total_steps - warmup * n) // per_iteration
     if iterations < 1:
-        raise ValueError(
+        raise ConfigError(
             f"total_steps ({config.total_steps}) must leave at least one iteration "
             f"({per_iteration} steps) after the {warmup * n} warm-up steps (learning_starts)"
         )
@@ -158,9 +160,9 @@ class OffPolicy:
         if isinstance(self.action_space, Box):
             low, high = self._bounds()
             if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
-                raise ValueError("a Box action space needs finite bounds for off-policy replay")
+                raise ConfigError("a Box action space needs finite bounds for off-policy replay")
         elif not isinstance(self.action_space, Discrete):
-            raise TypeError(f"unsupported action space {type(self.action_space).__name__}")
+            raise ConfigError(f"unsupported action space {type(self.action_space).__name__}")
 
     # -- actions -------------------------------------------------------------------------------
 
@@ -295,6 +297,7 @@ class OffPolicy:
             config=config,
             env=env,
             env_params=env_params,
+            init_steps=self.schedule.warmup_steps * self.schedule.num_envs,
         )
 
     def iteration(

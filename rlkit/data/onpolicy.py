@@ -40,7 +40,7 @@ import optax
 from flax import struct
 
 from rlkit.core.algorithm import Algorithm, Objective, as_objective
-from rlkit.core.config import hparams_of
+from rlkit.core.config import ConfigError, hparams_of
 from rlkit.core.wrappers import as_vector_env, episode_metrics
 from rlkit.data.rollout import EnvCarry, Transition, reset_envs, rollout
 from rlkit.nets.actor_critic import ActorCritic, action_distribution, evaluate, make_act
@@ -93,15 +93,15 @@ class OnPolicyState:
 
 
 def check_batch(config: Any, num_minibatches: int = 1) -> None:
-    """ValueError unless the budget holds one batch of num_envs * rollout_length steps and
+    """ConfigError unless the budget holds one batch of num_envs * rollout_length steps and
     `num_minibatches` divides it (call from a Config's __post_init__)."""
     batch = config.num_envs * config.rollout_length
     if batch % num_minibatches:
-        raise ValueError(
+        raise ConfigError(
             f"num_minibatches ({num_minibatches}) must divide num_envs * rollout_length ({batch})"
         )
     if config.total_steps < batch:
-        raise ValueError(f"total_steps must be >= num_envs * rollout_length ({batch})")
+        raise ConfigError(f"total_steps must be >= num_envs * rollout_length ({batch})")
 
 
 def coefficients(
