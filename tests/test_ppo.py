@@ -401,15 +401,6 @@ def test_same_seed_same_metrics_different_seed_different_metrics() -> None:
     assert not np.array_equal(a.metrics["policy_loss"], c.metrics["policy_loss"])
 
 
-def test_seed_i_is_the_same_run_whatever_the_number_of_seeds() -> None:
-    env, params = envs.make("CartPole-v1")
-    algo = ppo.make(ppo.Config(total_steps=4 * 128 * 3), env, params)
-    one, three = train(algo, num_seeds=1), train(algo, num_seeds=3)
-    np.testing.assert_allclose(
-        one.metrics["value_loss"][0], three.metrics["value_loss"][0], rtol=1e-5
-    )
-
-
 def test_a_budget_not_a_multiple_of_the_chunk_runs_every_iteration() -> None:
     env, params = envs.make("CartPole-v1")
     algo = ppo.make(ppo.Config(total_steps=4 * 128 * 7), env, params)

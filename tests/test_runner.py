@@ -3,7 +3,8 @@ and nothing is shared between runners (no cache in the module).
 
 Compilations are counted with JAX's own event for every XLA compilation
 (`/jax/core/compile/backend_compile_duration`, reported through the public `jax.monitoring`).
-A run compiles three programs: init, the chunk of iterations and the final evaluation.
+A run compiles three programs: init, the chunk of iterations (which also checks that the
+parameters are finite, for the divergence guard) and the final evaluation.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ import pytest
 
 import envs
 from agents import ppo
-from rlkit.training.runner import Runner, RunResult, train
+from rlkit.training.runner import Runner, RunResult, seed_keys, train
 
 BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
-PROGRAMS_PER_RUN = 3  # init, chunk, evaluation
+PROGRAMS_PER_RUN = 3  # init, chunk (with the guard's check of the parameters), evaluation
 RUN = {"num_seeds": 2, "eval_episodes": 2}
 
 
@@ -81,3 +82,16 @@ def test_a_second_runner_compiles_its_own_programs_and_so_does_each_train_call(t
     # programs, and none of them is shared.
     _, compiled = _run(lambda **options: train(trained[0].algo, **options))
     assert len(compiled) == PROGRAMS_PER_RUN
+
+
+def test_seed_i_draws_the_same_keys_and_starts_alike_whatever_the_seed_count(trained) -> None:
+    # What holds across seed counts (README, "Determinism"): the random streams and, for PPO,
+    # the initial state. Later numbers may round differently: another program is vmapped.
+    runner, _ = trained
+    np.testing.assert_array_equal(seed_keys(7, 1)[0], seed_keys(7, 4)[0])
+    np.testing.assert_array_equal(seed_keys(7, 4)[3], seed_keys(7, 8)[3])
+    algo = runner.algo
+    alone = jax.jit(algo.init)(seed_keys(7, 1)[0], algo.hparams)
+    among = jax.jit(jax.vmap(algo.init, in_axes=(0, None)))(seed_keys(7, 4), algo.hparams)
+    for a, b in zip(jax.tree.leaves(alone), jax.tree.leaves(among), strict=True):
+        np.testing.assert_array_equal(a, b[0])

@@ -29,6 +29,7 @@ import numpy as np
 from rlkit.core.algorithm import Algorithm
 from rlkit.training.devices import seed_sharding
 from rlkit.training.evaluation import evaluate
+from rlkit.training.guard import Diverged, check_metrics, params_finite
 
 __all__ = ["RunResult", "Runner", "over_seeds", "seed_keys", "stack_hparams", "train"]
 
@@ -39,17 +40,22 @@ ChunkSink = Callable[[int, dict[str, np.ndarray]], None]
 class RunResult:
     """What a training run produced.
 
-    state: the final TrainState (leaves with a leading seed axis).
-    metrics: per-iteration metrics, each [seeds, iterations] (numpy).
-    evaluation: final deterministic evaluation, returns/lengths [seeds, episodes].
-    timing: compile_seconds, train_seconds, env_steps (per seed), steps_per_second (all seeds),
-        devices (how many devices the seeds were split over).
+    state: the last TrainState (leaves with a leading seed axis).
+    metrics: per-iteration metrics of the iterations this call ran, each [seeds, iterations].
+    evaluation: final deterministic evaluation, returns/lengths [seeds, episodes]; empty when
+        the run stopped early.
+    timing: compile_seconds, train_seconds, env_steps (per seed, this call), steps_per_second
+        (all seeds), devices (how many devices the seeds were split over).
+    iteration: iterations done, counted from the start of the run (a resumed run included).
+    completed: whether the whole budget was trained (False when `should_stop` ended it).
     """
 
     state: Any
     metrics: dict[str, np.ndarray]
     evaluation: dict[str, np.ndarray]
     timing: dict[str, float] = field(default_factory=dict)
+    iteration: int = 0
+    completed: bool = True
 
 
 def over_seeds(fn: Callable, num_seeds: int, in_axes: tuple) -> Callable:
@@ -70,12 +76,13 @@ def over_seeds(fn: Callable, num_seeds: int, in_axes: tuple) -> Callable:
 
 def _chunk_program(
     algo: Algorithm, capacity: int, num_seeds: int
-) -> Callable[..., tuple[Any, dict]]:
+) -> Callable[..., tuple[Any, dict, jax.Array]]:
     """A compiled program running `n <= capacity` iterations (n is a runtime argument, so the
     last, shorter chunk reuses the same compilation); metrics come back as [seeds, capacity]
-    with the first n filled."""
+    with the first n filled, with bool [seeds]: the policy parameters at the end are finite."""
+    finite = params_finite(algo.policy_params)
 
-    def run(state: Any, n: jax.Array) -> tuple[Any, dict]:
+    def run(state: Any, n: jax.Array) -> tuple[Any, dict, jax.Array]:
         metric_shapes = jax.eval_shape(algo.update, state)[1]
         empty = jax.tree.map(lambda m: jnp.zeros((capacity, *m.shape), m.dtype), metric_shapes)
 
@@ -85,7 +92,8 @@ def _chunk_program(
             history = jax.tree.map(lambda h, m: h.at[i].set(m), history, metrics)
             return state, history
 
-        return jax.lax.fori_loop(0, n, body, (state, empty))
+        state, history = jax.lax.fori_loop(0, n, body, (state, empty))
+        return state, history, finite(state)
 
     return jax.jit(over_seeds(run, num_seeds, (0, None)), donate_argnums=0)
 
@@ -120,6 +128,10 @@ class Runner:
         sinks: Sequence[ChunkSink] = (),
         progress: bool = False,
         eval_episodes: int = 32,
+        start: tuple[int, Any] | None = None,
+        on_chunk: Callable[[int, Any], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        guard: bool = True,
     ) -> RunResult:
         """Train `num_seeds` independent copies of the algorithm for its configured budget.
 
@@ -127,6 +139,16 @@ class Runner:
         `num_seeds` is (paired across the arms of an ablation). `hparams` defaults to the
         config's. Chunks hold `chunk_target` iterations (default: a twentieth of the run). Each
         sink is called as sink(first_iteration, metrics), metrics [seeds, K], after every chunk.
+
+        start: (iteration, state) to continue a run from (a restored checkpoint: the state
+            after `iteration` iterations) instead of initialising one.
+        on_chunk(iteration, state): after every chunk that passed the guard, with the
+            iterations done so far, before `state` is donated to the next chunk (the moment to
+            save a checkpoint: the call must have read the state when it returns).
+        should_stop(): asked after every chunk; True ends the run there (completed False, no
+            evaluation).
+        guard: raise rlkit.training.guard.Diverged, after that chunk's sinks have seen its
+            metrics, when a loss, a gradient norm or a policy parameter is not finite.
         """
         if num_seeds < 1:
             raise ValueError(f"seeds must be >= 1, got {num_seeds}")
@@ -138,45 +160,52 @@ class Runner:
         k = max(1, min(chunk_target, num_iterations))
 
         sharding = seed_sharding(num_seeds)
-        keys = _place(seed_keys(seed, num_seeds), sharding)
         compile_start = time.perf_counter()
-        init = self._program(
-            ("init", num_seeds, sharding, _signature(hparams)),
-            lambda: (
-                jax.jit(over_seeds(algo.init, num_seeds, (0, None)), out_shardings=sharding)
-                .lower(keys, hparams)
-                .compile()
-            ),
-        )
-        state = init(keys, hparams)
+        if start is None:
+            iteration, state = 0, self._initial_state(num_seeds, seed, hparams, sharding)
+        else:
+            iteration, state = start
         chunk = self._program(
             ("chunk", k, num_seeds, sharding, _signature(state)),
             lambda: _chunk_program(algo, k, num_seeds).lower(state, jnp.int32(k)).compile(),
         )
         compile_seconds = time.perf_counter() - compile_start
 
+        first = iteration
         bar = _progress_bar(num_iterations * algo.steps_per_iteration) if progress else None
+        if bar is not None:
+            bar.update(iteration * algo.steps_per_iteration)
         history: list[dict[str, np.ndarray]] = []
         train_start = time.perf_counter()
-        iteration = 0
         while iteration < num_iterations:
             length = min(k, num_iterations - iteration)
-            state, metrics = chunk(state, jnp.int32(length))
-            metrics = {name: value[:, :length] for name, value in jax.device_get(metrics).items()}
+            state, metrics, finite = chunk(state, jnp.int32(length))
+            metrics, finite = jax.device_get((metrics, finite))
+            metrics = {name: value[:, :length] for name, value in metrics.items()}
             for sink in sinks:
                 sink(iteration, metrics)
             history.append(metrics)
+            if guard:
+                _guard(iteration, metrics, np.asarray(finite))
             iteration += length
+            if on_chunk is not None:
+                on_chunk(iteration, state)
             if bar is not None:
                 _advance(bar, length * algo.steps_per_iteration, metrics, num_seeds, train_start)
+            if should_stop is not None and should_stop():
+                break
         jax.block_until_ready(state)
         train_seconds = time.perf_counter() - train_start
         if bar is not None:
             bar.close()
 
-        metrics = {name: np.concatenate([m[name] for m in history], axis=1) for name in history[0]}
-        evaluation = self.final_evaluation(state, seed, num_seeds, eval_episodes)
-        env_steps = num_iterations * algo.steps_per_iteration
+        names = history[0] if history else {}
+        metrics = {name: np.concatenate([m[name] for m in history], axis=1) for name in names}
+        completed = iteration >= num_iterations
+        evaluation = (
+            self.final_evaluation(state, seed, num_seeds, eval_episodes) if completed else {}
+        )
+        env_steps = (iteration - first) * algo.steps_per_iteration
         timing = {
             "compile_seconds": compile_seconds,
             "train_seconds": train_seconds,
@@ -184,14 +213,42 @@ class Runner:
             "steps_per_second": env_steps * num_seeds / max(train_seconds, 1e-9),
             "devices": 1 if sharding is None else sharding.mesh.size,
         }
-        return RunResult(state=state, metrics=metrics, evaluation=evaluation, timing=timing)
+        return RunResult(state, metrics, evaluation, timing, iteration, completed)
+
+    def abstract_state(self, num_seeds: int, hparams: dict[str, Any] | None = None) -> Any:
+        """The TrainState of `num_seeds` seeds as jax.ShapeDtypeStructs (leaves [seeds, ...])
+        carrying the sharding `train` places it with: the target a checkpoint is restored
+        into. Nothing is compiled or run."""
+        hparams = self.algo.hparams if hparams is None else hparams
+        keys = jax.ShapeDtypeStruct((num_seeds, 2), jnp.uint32)
+        shapes = jax.eval_shape(over_seeds(self.algo.init, num_seeds, (0, None)), keys, hparams)
+        sharding = seed_sharding(num_seeds)
+        if sharding is None:
+            sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+        return jax.tree.map(
+            lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes
+        )
+
+    def _initial_state(self, num_seeds: int, seed: int, hparams: dict, sharding: Any) -> Any:
+        """The seeds' fresh TrainStates (leaves [seeds, ...]), placed by `sharding`."""
+        keys = _place(seed_keys(seed, num_seeds), sharding)
+        init = self._program(
+            ("init", num_seeds, sharding, _signature(hparams)),
+            lambda: (
+                jax.jit(over_seeds(self.algo.init, num_seeds, (0, None)), out_shardings=sharding)
+                .lower(keys, hparams)
+                .compile()
+            ),
+        )
+        return init(keys, hparams)
 
     def final_evaluation(
-        self, state: Any, seed: int, num_seeds: int, episodes: int
+        self, state: Any, seed: int, num_seeds: int, episodes: int, deterministic: bool = True
     ) -> dict[str, np.ndarray]:
-        """Deterministic evaluation of every seed's final policy in `state` (leaves [seeds,
-        ...]) from keys fold_in(seed_keys(seed, num_seeds)[i], 1): returns/lengths [seeds,
-        episodes]. A host environment evaluates on its own copies, one episode each."""
+        """Evaluation of every seed's policy in `state` (leaves [seeds, ...]) from keys
+        fold_in(seed_keys(seed, num_seeds)[i], 1): returns/lengths [seeds, episodes];
+        deterministic actions unless `deterministic` is False. A host environment evaluates on
+        its own copies, one episode each."""
         algo = self.algo
         sharding = seed_sharding(num_seeds)
         keys = _place(
@@ -200,12 +257,13 @@ class Runner:
         episodes = getattr(algo.env, "num_envs", episodes)
 
         def one(train_state: Any, key: jax.Array) -> dict[str, jax.Array]:
+            params = algo.policy_params(train_state)
             return evaluate(
-                algo.env, algo.env_params, algo.act, algo.policy_params(train_state), key, episodes
+                algo.env, algo.env_params, algo.act, params, key, episodes, deterministic
             )
 
         program = self._program(
-            ("evaluate", episodes, num_seeds, sharding, _signature(state)),
+            ("evaluate", episodes, deterministic, num_seeds, sharding, _signature(state)),
             lambda: jax.jit(over_seeds(one, num_seeds, (0, 0))).lower(state, keys).compile(),
         )
         return jax.device_get(program(state, keys))
@@ -225,6 +283,15 @@ def train(algo: Algorithm, **options: Any) -> RunResult:
     `rlkit.training.compile_cache`); to train one algorithm several times, keep a Runner.
     """
     return Runner(algo).train(**options)
+
+
+def _guard(first_iteration: int, metrics: dict[str, np.ndarray], finite: np.ndarray) -> None:
+    """Diverged at a chunk's first non-finite loss or gradient norm, else at its first seed
+    whose parameters are not finite at the chunk's end."""
+    check_metrics(first_iteration, metrics)
+    if not finite.all():
+        last = first_iteration + next(iter(metrics.values())).shape[1] - 1
+        raise Diverged("parameters", last, int(np.argmin(finite)))
 
 
 def _place(x: jax.Array, sharding: Any) -> jax.Array:
