@@ -6,10 +6,13 @@ The shared core, in layers (each imports only the layers before it in this list)
     rlkit.core     contracts: the environment, spaces, wrappers, the Algorithm, config fields
     rlkit.nets     flax networks: torsos, heads, actor-critic, Q networks, actors
     rlkit.data     experience: rollout, replay, what on- and off-policy agents share
-    rlkit.training running: the runner, devices, the compilation cache, evaluation
-    rlkit.report   what a run leaves: the run directory, benchmark tables
+    rlkit.training running: the runner, devices, the compilation cache, evaluation,
+                   checkpoints, the divergence guard
+    rlkit.report   what a run leaves: the run directory, metrics rows, TensorBoard and W&B
+                   sinks, benchmark tables
     rlkit.bridges  environments outside JAX (host callbacks; beside core, not above it)
-    rlkit.cli      the command line, the only module that imports agents/ and envs/
+    rlkit.cli      the command line and `load_run`, the only layer that imports agents/ and
+                   envs/
 
 Agents live in `agents/`, environments in `envs/`. The public entry points (`from rlkit import
 train, Runner, Objective, ...`) load lazily, so that `import rlkit` does not start JAX's backend
@@ -31,6 +34,7 @@ _ENTRY_POINTS = {
     "config_from_dict": "rlkit.core.config",
     "enable_compilation_cache": "rlkit.training.compile_cache",
     "evaluate": "rlkit.training.evaluation",
+    "load_run": "rlkit.cli.evaluate",
     "train": "rlkit.training.runner",
     "use_cpu_cores": "rlkit.training.devices",
 }

@@ -1,7 +1,7 @@
 """The layers of the tree and the direction of imports between them (DESIGN.md, "Layout").
 
 rlkit's packages form layers; a module may import its own layer and the layers below it, never
-one above. Only the command line (rlkit/cli.py) imports agents/ and envs/. No agent imports
+one above. Only the command line (rlkit/cli/) imports agents/ and envs/. No agent imports
 another agent; environments know nothing of agents. Every import statement counts, including
 the ones inside functions (the CLI defers its imports so that `rlkit --help` stays fast).
 """
