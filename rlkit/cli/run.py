@@ -99,6 +99,15 @@ class Run:
 
         return save
 
+    def kept(self) -> int | None:
+        """The newest complete checkpoint on disk (a save whose background write failed is
+        not one), without waiting for writes in flight."""
+        folder = self.folder / "checkpoints"
+        steps = (
+            [int(p.name) for p in folder.iterdir() if p.name.isdigit()] if folder.is_dir() else []
+        )
+        return max(steps, default=None)
+
     def restore(self, runner: Any) -> tuple[int, Any]:
         """The newest readable checkpoint as (iteration, state), placed as `runner` trains;
         the rows after it are dropped from metrics.jsonl. RunFailure when none is usable."""

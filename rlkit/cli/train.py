@@ -162,7 +162,7 @@ def _failure(error: BaseException, run: Any) -> BaseException:
     from rlkit.training.checkpoints import CheckpointError
     from rlkit.training.guard import Diverged
 
-    kept = run.saved
+    kept = run.kept()
     where = f"checkpoint {kept} is kept" if kept is not None else "no checkpoint was saved"
     if isinstance(error, Diverged):
         return RunFailure(f"training diverged: {error}; {where} in {run.folder}")
