@@ -377,3 +377,79 @@ def test_a_save_cut_short_is_never_listed_and_the_next_writer_clears_it(two_devi
     reader.save(6, like, {"algo": "x"})
     reader.close()
     assert sorted(p.name for p in directory.iterdir()) == ["5", "6"]
+
+
+_FAILING_WRITE = textwrap.dedent(
+    """
+    import resource, signal, sys
+    import numpy as np
+    from rlkit.training.checkpoints import CheckpointError, Checkpoints
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG
+    resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))
+    state = {"a": np.random.default_rng(0).random((4, 20000))}
+    ckpt = Checkpoints(sys.argv[1])
+    try:
+        ckpt.save(1, state, {})
+        ckpt.save(2, state, {})  # the first write's failure surfaces here
+        ckpt.close()
+    except CheckpointError as e:
+        print("CheckpointError:", e, file=sys.stderr)
+    """
+)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs RLIMIT_FSIZE")
+def test_a_failed_background_write_surfaces_only_as_checkpoint_error(tmp_path) -> None:
+    # A file-size limit makes tensorstore's writes fail in orbax's background threads the way a
+    # full disk does (EFBIG instead of ENOSPC), with the same ERROR records and "Event loop is
+    # closed" tracebacks; none of them may reach stderr, only the one CheckpointError.
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    out = subprocess.run(
+        [sys.executable, "-c", _FAILING_WRITE, str(tmp_path / "ckpt")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("CheckpointError: writing checkpoint 1 in "), out.stderr
+    assert "Traceback" not in out.stderr and "ERROR:absl" not in out.stderr
+
+
+def test_a_full_disk_is_reported_as_disk_full(tmp_path) -> None:
+    from rlkit.training import checkpoints
+
+    tensorstore = ValueError(
+        'RESOURCE_EXHAUSTED: Error writing "leaf00000/0.0" in OCDBT database at local file '
+        '"/x/": Failed to write 10650 bytes to file 12: No space left on device '
+        "[os_error_code='28']"
+    )
+    assert checkpoints._reason(tensorstore) == "disk full"
+    assert checkpoints._reason(OSError(28, "No space left on device")) == "disk full"
+    assert checkpoints._reason(OSError(27, "File too large")) == "[Errno 27] File too large"
+
+
+def test_orbax_errors_stay_visible_when_no_write_is_failing(tmp_path) -> None:
+    from rlkit.training import checkpoints
+
+    def record(msg: str) -> logging.LogRecord:
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            info = sys.exc_info()
+        path = os.path.join("site-packages", "orbax", "checkpoint", "_src", "futures", "f.py")
+        return logging.LogRecord("absl", logging.ERROR, path, 1, msg, (), info)
+
+    reraised = record("[process=%d] _SignalingThread.run() raised an exception: %s")
+    other = record("something else went wrong in orbax")
+    quiet = checkpoints._QuietOrbax()
+    assert not checkpoints._writing()
+    assert quiet.filter(reraised) and quiet.filter(other)
+    checkpoints._write_started()
+    try:
+        assert not quiet.filter(reraised)
+        assert quiet.filter(other)
+    finally:
+        checkpoints._write_ended(failed=False)
+    assert quiet.filter(reraised)

@@ -42,15 +42,36 @@ unreadable ones `restore_latest` skipped). One writer per directory.
 Quiet: orbax logs every save and restore at INFO through absl. Importing this module adds a
 filter to the "absl" and root loggers that drops records below WARNING whose source file is
 in the orbax package; every other record (orbax's warnings and errors, other absl users)
-passes unchanged.
+passes unchanged, with one exception below.
+
+A failed background write (e.g. the disk filled up): orbax reports it twice, once as ERROR
+records with tracebacks logged by its background threads, and once by raising it again from
+the next `wait_until_finished`, which `save`, `wait` and `close` turn into a one-line
+CheckpointError ("disk full" when the reason is ENOSPC). So the same filter also drops
+orbax's ERROR records from the three sites that log an exception they store for that re-raise
+(`_SignalingThread.run() raised an exception`, `Failed to run N Handler Commit operations
+...`, `[wait_until_finished] Save Finalize thread (...) failed.`), and only while a write of a
+Checkpoints object is in flight or failed in the last `_GRACE_S` seconds; any other orbax error
+stays visible. Besides, when one write fails, orbax's asyncio loop for the save is closed while
+tensorstore still completes other writes of it: tensorstore's C++ threads then call
+`loop.call_soon_threadsafe` on the closed loop and report the `RuntimeError: Event loop is
+closed` through `PyErr_WriteUnraisable`, i.e. `sys.unraisablehook`, one bare traceback each.
+Nothing narrower than that hook sees them, so the first `save` installs a process-wide
+`sys.unraisablehook` that drops exactly those (a RuntimeError "Event loop is closed" with no
+object, raised in asyncio's `call_soon_threadsafe`, on a thread Python did not start) during
+the same window, and hands everything else to the hook that was installed before it.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import shutil
+import sys
+import threading
+import time
 import zlib
 from pathlib import Path
 from types import TracebackType
@@ -73,11 +94,14 @@ class CheckpointError(Exception):
 
 
 class _QuietOrbax(logging.Filter):
-    """Drops orbax's records below WARNING (its INFO lines on every save and restore)."""
+    """Drops orbax's records below WARNING (its INFO lines on every save and restore), and its
+    ERROR records about a failed background write that CheckpointError reports again."""
 
     _source = os.sep + "orbax" + os.sep
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if _reraised_orbax_error(record):
+            return False
         return record.levelno >= logging.WARNING or self._source not in record.pathname
 
 
@@ -92,6 +116,83 @@ def _quiet_orbax() -> None:
 
 
 _quiet_orbax()
+
+# -- orbax's reports of a failed background write, which CheckpointError reports again ----------
+
+_GRACE_S = 10.0  # how long after a failed write its stragglers are still dropped
+_window = threading.Lock()
+_in_flight = 0  # background writes of Checkpoints objects not yet waited for
+_quiet_until = 0.0  # time.monotonic() until which a failed write's stragglers are dropped
+_previous_unraisablehook: Any = None
+
+# The format strings of orbax's ERROR records for an exception it stores and re-raises from
+# wait_until_finished (orbax 0.12.8: _src/futures/future.py, checkpointers/async_checkpointer.py,
+# checkpoint_manager.py).
+_RERAISED = (
+    "_SignalingThread.run() raised an exception",
+    "Handler Commit operations or the Commit callback in background save thread",
+    "[wait_until_finished] Save Finalize thread (%s) failed.",
+)
+
+
+def _writing() -> bool:
+    """Whether a Checkpoints write is in flight or failed a moment ago."""
+    return _in_flight > 0 or time.monotonic() < _quiet_until
+
+
+def _reraised_orbax_error(record: logging.LogRecord) -> bool:
+    """An orbax ERROR record about a background write's failure that the next save, wait or
+    close raises again as CheckpointError."""
+    return (
+        record.levelno == logging.ERROR
+        and record.exc_info is not None
+        and _QuietOrbax._source in record.pathname
+        and any(m in str(record.msg) for m in _RERAISED)
+        and _writing()
+    )
+
+
+def _closed_loop_noise(args: Any) -> bool:
+    """tensorstore completing a write of orbax's after orbax closed the asyncio loop."""
+    if args.exc_type is not RuntimeError or args.object is not None:
+        return False
+    if str(args.exc_value) != "Event loop is closed" or args.exc_traceback is None:
+        return False
+    first = args.exc_traceback
+    if first.tb_frame.f_code.co_name != "call_soon_threadsafe":
+        return False
+    if os.sep + "asyncio" + os.sep not in first.tb_frame.f_code.co_filename:
+        return False
+    dummy = getattr(threading, "_DummyThread", None)  # a thread Python did not start
+    return dummy is not None and isinstance(threading.current_thread(), dummy) and _writing()
+
+
+def _unraisablehook(args: Any) -> None:
+    if not _closed_loop_noise(args):
+        (_previous_unraisablehook or sys.__unraisablehook__)(args)
+
+
+def _install_unraisablehook() -> None:
+    global _previous_unraisablehook
+    with _window:
+        if sys.unraisablehook is not _unraisablehook:
+            _previous_unraisablehook = sys.unraisablehook
+            sys.unraisablehook = _unraisablehook
+
+
+def _write_started() -> None:
+    global _in_flight
+    _install_unraisablehook()
+    with _window:
+        _in_flight += 1
+
+
+def _write_ended(failed: bool) -> None:
+    global _in_flight, _quiet_until
+    with _window:
+        _in_flight = max(0, _in_flight - 1)
+        if failed:
+            _quiet_until = time.monotonic() + _GRACE_S
 
 
 def _registry() -> Any:
@@ -123,6 +224,7 @@ class Checkpoints:
         self.keep = keep
         self._manager: ocp.CheckpointManager | None = None
         self._saved = False
+        self._pending: int | None = None  # the step whose background write is in flight
 
     def __enter__(self) -> Checkpoints:
         return self
@@ -167,14 +269,16 @@ class Checkpoints:
             "signature": {"treedef": str(treedef), "leaves": signature},
         }
         manager = self._open()
+        self.wait()  # the previous save: its failure surfaces here
         try:
-            manager.wait_until_finished()  # the previous save: its failure surfaces here
             if not self._saved:
                 _remove_temporary(self.directory)
                 self._saved = True
             for step in manager.all_steps():
                 if step >= iteration:
                     manager.delete(step)
+            self._pending = iteration
+            _write_started()
             manager.save(
                 iteration,
                 args=ocp.args.Composite(
@@ -183,6 +287,9 @@ class Checkpoints:
                 force=True,
             )
         except Exception as e:
+            if self._pending is not None:
+                self._pending = None
+                _write_ended(failed=True)
             raise CheckpointError(
                 f"saving checkpoint {iteration} in {self.directory} failed: {_reason(e)}"
             ) from e
@@ -191,12 +298,17 @@ class Checkpoints:
         """Wait for the background write of the last save; CheckpointError if it failed."""
         if self._manager is None:
             return
+        pending, failed = self._pending, True
         try:
             self._manager.wait_until_finished()
+            failed = False
         except Exception as e:
-            raise CheckpointError(
-                f"writing a checkpoint in {self.directory} failed: {_reason(e)}"
-            ) from e
+            what = "a checkpoint" if pending is None else f"checkpoint {pending}"
+            raise CheckpointError(f"writing {what} in {self.directory} failed: {_reason(e)}") from e
+        finally:
+            if pending is not None:
+                self._pending = None
+                _write_ended(failed)
 
     def close(self) -> None:
         """Finish pending writes and release orbax's threads; the object may be used again."""
@@ -421,12 +533,23 @@ def _crc32(array: np.ndarray) -> int:
 
 
 def _reason(error: BaseException) -> str:
-    """A short, one-line account of `error`: the innermost cause's first line."""
+    """A short, one-line account of `error`: the innermost cause's first line; "disk full" for
+    ENOSPC (tensorstore's account of it is a paragraph of paths)."""
     while error.__cause__ is not None:
         error = error.__cause__
+    if _disk_full(error):
+        return "disk full"
     lines = str(error).strip().splitlines()
     text = lines[0] if lines else type(error).__name__
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _disk_full(error: BaseException) -> bool:
+    """Whether `error` is ENOSPC: an OSError, or tensorstore's ValueError that quotes it."""
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return True
+    text = str(error)
+    return "No space left on device" in text or f"os_error_code='{errno.ENOSPC}'" in text
 
 
 def _remove_temporary(directory: Path) -> None:
