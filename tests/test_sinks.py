@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 import types
 from pathlib import Path
@@ -350,6 +352,46 @@ def test_wandb_offline_logs_seed_means_under_the_tensorboard_tags(
     assert capfd.readouterr() == ("", "")
     # (a second offline run of an id in the same second gets a folder ...-<id>-1)
     assert len(list((run_folder / "wandb").glob(f"offline-run-*-{run_id}*/run-*.wandb"))) == 2
+
+
+@WANDB_DEPRECATION
+@pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="needs SIGSTOP/SIGCONT")
+def test_wandb_close_returns_once_the_run_file_is_complete(
+    wandb_env: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """wandb-core writes the run file when it ends the run's stream, on the finish message
+    that `run.finish()` sends last without waiting (wandb_sink's docstring). Here the service
+    is stopped before that message and resumed a second later: close() must wait for it (on
+    a loaded machine the service is as late by itself)."""
+    from wandb.sdk import wandb_setup
+    from wandb.sdk.lib.service import service_connection
+
+    inform_finish = service_connection.ServiceConnection.inform_finish
+    resumed = []
+
+    def stop_then_inform_finish(self: object, run_id: str) -> None:
+        process = self._proc._process  # wandb 0.25.0 (as wandb_sink._end_service)
+        os.kill(process.pid, signal.SIGSTOP)
+        timer = threading.Timer(1.0, os.kill, (process.pid, signal.SIGCONT))
+        timer.start()
+        resumed.append(timer)
+        inform_finish(self, run_id)
+
+    run_folder = wandb_env / "run"
+    sink = open_wandb(run_folder, "ppo-cartpole", {"algo": "ppo"}, resume=False)
+    assert sink is not None
+    service = wandb_setup._singleton._connection._proc._process
+    monkeypatch.setattr(
+        service_connection.ServiceConnection, "inform_finish", stop_then_inform_finish
+    )
+    sink.write([ppo_row(i, 0) for i in range(3)])
+    sink.close()
+    assert len(resumed) == 1
+    (run_file,) = (run_folder / "wandb").glob("offline-run-*/run-*.wandb")
+    assert [row["_step"] for row in history(run_file)] == [512, 1024, 1536]
+    assert service.poll() == 0  # the service has ended, and cleanly
+    resumed[0].join()
+    assert capfd.readouterr() == ("", "")
 
 
 def test_wandb_missing_is_one_line_and_no_sink(

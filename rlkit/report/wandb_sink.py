@@ -13,7 +13,9 @@ say otherwise; `init_timeout` and `login_timeout` are 30 s (wandb: 90 s and none
 WANDB_INIT_TIMEOUT / WANDB_LOGIN_TIMEOUT say otherwise. After a failed init the wandb-core
 service it started is ended: it would go on retrying the server for many minutes, and wandb's
 exit hook waits for it, so the training process would not exit when done. The project is
-WANDB_PROJECT, else "rlkit"; the entity wandb's default.
+WANDB_PROJECT, else "rlkit"; the entity wandb's default. wandb's reports of its own errors to
+its developers are off (WANDB_ERROR_REPORTING=false) unless the user's environment says
+otherwise: without a network they print a warning per retry.
 
 What is logged, at W&B step `env_steps` (environment steps per seed), per log interval: for
 every metric, the mean over the seeds that have a finite value, under the TensorBoard tag
@@ -29,6 +31,15 @@ cannot be rewritten: steps the killed process had already logged (after the chec
 restarts from) stay as they were, and the resumed run's rows for those steps are left out
 (W&B would drop them anyway). In offline mode wandb ignores `resume` (it is not passed; each
 process writes its own offline-run folder with the same id).
+
+Closing: `close()` returns once everything logged is in the run file (run-<id>.wandb).
+`run.finish()` alone does not promise that: wandb-core keeps a run's records in memory (the file
+holds only its 7-byte header until then) and writes and closes the file when it ends the run's
+stream, which it does on the "finish" message that `run.finish()` sends last and does not wait
+for. So the sink then ends wandb's session (`wandb.teardown()`): the service handles the finish
+before the teardown, and teardown waits for the service process to exit. That is the session
+`open_wandb` configured with `wandb.setup`; a next `open_wandb` (or `wandb.init`) starts a new
+one.
 
 A failure while logging (the wandb service gone, ...) is reported in one line and turns the
 sink off; training goes on.
@@ -97,6 +108,9 @@ def _settings() -> dict[str, Any]:
 def open_wandb(folder: Path, name: str, config: dict, resume: bool) -> WandbSink | None:
     """A W&B sink for the run in `folder` (module docstring), or None (one line on stderr) when
     wandb is not installed or cannot start."""
+    # wandb reports its own errors to its Sentry project over the network, which prints a
+    # warning per retry where there is none; the user's WANDB_ERROR_REPORTING wins.
+    os.environ.setdefault("WANDB_ERROR_REPORTING", "false")
     try:
         import wandb
     except ImportError as error:
@@ -205,14 +219,28 @@ class WandbSink:
     def _fail(self, error: BaseException) -> None:
         _say(f"logging to W&B failed ({_reason(error)}); training goes on without it")
         run, self.run = self.run, None
-        with contextlib.suppress(Exception):
-            run.finish(exit_code=1)
+        _finish(run, exit_code=1)
 
     def close(self) -> None:
-        """Finish the W&B run (again: nothing)."""
+        """Finish the W&B run, and return once its run file is complete (module docstring; one
+        line on stderr when it cannot be); again: nothing."""
         run, self.run = self.run, None
         if run is not None:
-            try:
-                run.finish()
-            except Exception as error:
-                _say(f"finishing the W&B run failed ({_reason(error)})")
+            _finish(run, exit_code=None)
+
+
+def _finish(run: Any, exit_code: int | None) -> None:
+    """Finish `run`, then end wandb's session so that its run file is complete (module
+    docstring); a failure is one line on stderr."""
+    import wandb
+
+    try:
+        run.finish(exit_code=exit_code)
+    except Exception as error:
+        _say(f"finishing the W&B run failed ({_reason(error)})")
+    try:
+        wandb.teardown()
+    except SystemExit as error:  # teardown reports the service's exit code with sys.exit
+        _say(f"the W&B service exited with code {error.code}; the run file may be incomplete")
+    except Exception as error:
+        _say(f"ending the W&B session failed ({_reason(error)}); the run file may be incomplete")
