@@ -190,3 +190,20 @@ def test_a_full_disk_is_one_line_and_exit_1(tmp_path, capsys, monkeypatch):
     code = main([*CARTPOLE, *whole, "--runs-dir", str(tmp_path), "--name", "full"])
     _assert_one_line(capsys, code, 1, "disk full")
     assert not (tmp_path / "full").exists()  # the folder it had just made is not left behind
+
+
+def test_a_budget_that_is_not_whole_iterations_is_said_in_one_line(capsys):
+    from rlkit.cli.spec import resolve
+    from rlkit.cli.train import _say_rounding
+
+    spec = resolve("dqn", env="CartPole-v1", steps=10_999, sets=["learning_starts=1000"])
+    algo = spec.module.make(spec.config, spec.env, spec.env_params)
+    _say_rounding(spec, algo)
+    # 1000 warm-up steps, then whole iterations of 10 copies x 1 step: 999 iterations.
+    assert capsys.readouterr().err == (
+        "rlkit: note: total_steps 10,999 trains 10,990 steps per seed: 999 whole iterations "
+        "of 10 after 1,000 warm-up steps\n"
+    )
+    spec = resolve("dqn", env="CartPole-v1", steps=11_000, sets=["learning_starts=1000"])
+    _say_rounding(spec, spec.module.make(spec.config, spec.env, spec.env_params))
+    assert capsys.readouterr().err == ""  # a whole number of iterations: nothing to say
