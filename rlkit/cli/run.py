@@ -174,7 +174,6 @@ def summarise(result: Any, wall: float) -> dict[str, Any]:
         "wall_seconds": wall,
         "compile_seconds": result.timing["compile_seconds"],
         "train_seconds": result.timing["train_seconds"],
-        "env_steps_per_seed": int(result.timing["env_steps"]),
         "steps_per_second": result.timing["steps_per_second"],
         "devices": int(result.timing.get("devices", 1)),
     }
