@@ -31,7 +31,16 @@ from rlkit.training.devices import seed_sharding
 from rlkit.training.evaluation import evaluate
 from rlkit.training.guard import Diverged, check_metrics, params_finite
 
-__all__ = ["RunResult", "Runner", "over_seeds", "seed_keys", "stack_hparams", "train"]
+__all__ = [
+    "RunResult",
+    "Runner",
+    "member_hparams",
+    "member_keys",
+    "over_seeds",
+    "seed_keys",
+    "stack_hparams",
+    "train",
+]
 
 ChunkSink = Callable[[int, dict[str, np.ndarray]], None]
 
@@ -132,12 +141,24 @@ class Runner:
         on_chunk: Callable[[int, Any], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
         guard: bool = True,
+        points: dict[str, Any] | None = None,
+        first_seed: int = 0,
     ) -> RunResult:
         """Train `num_seeds` independent copies of the algorithm for its configured budget.
 
         Seed i starts from `fold_in(PRNGKey(seed), i)`, so seed i is the same run whatever
         `num_seeds` is (paired across the arms of an ablation). `hparams` defaults to the
-        config's. Chunks hold `chunk_target` iterations (default: a twentieth of the run). Each
+        config's.
+
+        points: a sweep of traced hyperparameters, name -> values [P] (the grid's points, each
+            overriding `hparams`). Then P * num_seeds members train in the same one program:
+            member m = p * num_seeds + s is grid point p with seed s's key, and every leading
+            axis below ("seeds") is the member axis [P * num_seeds].
+        first_seed: the seeds are seed indices first_seed .. first_seed + num_seeds - 1 (keys
+            fold_in(PRNGKey(seed), index)), so a slice of a many-seed run, or one seed of it,
+            runs on its own (separate processes, hosts of a jax.distributed run).
+
+        Chunks hold `chunk_target` iterations (default: a twentieth of the run). Each
         sink is called as sink(first_iteration, metrics), metrics [seeds, K], after every chunk.
 
         start: (iteration, state) to continue a run from (a restored checkpoint: the state
@@ -159,15 +180,18 @@ class Runner:
             chunk_target = max(1, math.ceil(num_iterations / 20))
         k = max(1, min(chunk_target, num_iterations))
 
-        sharding = seed_sharding(num_seeds)
+        num_points = 1 if points is None else _num_points(points)
+        members = num_points * num_seeds
+        sharding = seed_sharding(members)
         compile_start = time.perf_counter()
         if start is None:
-            iteration, state = 0, self._initial_state(num_seeds, seed, hparams, sharding)
+            iteration = 0
+            state = self._initial_state(num_seeds, seed, hparams, sharding, points, first_seed)
         else:
             iteration, state = start
         chunk = self._program(
-            ("chunk", k, num_seeds, sharding, _signature(state)),
-            lambda: _chunk_program(algo, k, num_seeds).lower(state, jnp.int32(k)).compile(),
+            ("chunk", k, members, sharding, _signature(state)),
+            lambda: _chunk_program(algo, k, members).lower(state, jnp.int32(k)).compile(),
         )
         compile_seconds = time.perf_counter() - compile_start
 
@@ -191,7 +215,7 @@ class Runner:
             if on_chunk is not None:
                 on_chunk(iteration, state)
             if bar is not None:
-                _advance(bar, length * algo.steps_per_iteration, metrics, num_seeds, train_start)
+                _advance(bar, length * algo.steps_per_iteration, metrics, members, train_start)
             if should_stop is not None and should_stop():
                 break
         jax.block_until_ready(state)
@@ -203,14 +227,18 @@ class Runner:
         metrics = {name: np.concatenate([m[name] for m in history], axis=1) for name in names}
         completed = iteration >= num_iterations
         evaluation = (
-            self.final_evaluation(state, seed, num_seeds, eval_episodes) if completed else {}
+            self.final_evaluation(
+                state, seed, num_seeds, eval_episodes, num_points=num_points, first_seed=first_seed
+            )
+            if completed
+            else {}
         )
         env_steps = (iteration - first) * algo.steps_per_iteration
         timing = {
             "compile_seconds": compile_seconds,
             "train_seconds": train_seconds,
             "env_steps": float(env_steps),
-            "steps_per_second": env_steps * num_seeds / max(train_seconds, 1e-9),
+            "steps_per_second": env_steps * members / max(train_seconds, 1e-9),
             "devices": 1 if sharding is None else sharding.mesh.size,
         }
         return RunResult(state, metrics, evaluation, timing, iteration, completed)
@@ -229,13 +257,30 @@ class Runner:
             lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes
         )
 
-    def _initial_state(self, num_seeds: int, seed: int, hparams: dict, sharding: Any) -> Any:
-        """The seeds' fresh TrainStates (leaves [seeds, ...]), placed by `sharding`."""
-        keys = _place(seed_keys(seed, num_seeds), sharding)
+    def _initial_state(
+        self,
+        num_seeds: int,
+        seed: int,
+        hparams: dict,
+        sharding: Any,
+        points: dict[str, Any] | None = None,
+        first_seed: int = 0,
+    ) -> Any:
+        """The members' fresh TrainStates (leaves [members, ...]), placed by `sharding`: one
+        per seed, or with `points` one per (point, seed) (see `train`)."""
+        if points is None:
+            members, axes = num_seeds, (0, None)
+            keys = seed_keys(seed, num_seeds, first_seed)
+        else:
+            num_points = _num_points(points)
+            members, axes = num_points * num_seeds, (0, 0)
+            keys = member_keys(seed, num_seeds, num_points, first_seed)
+            hparams = member_hparams(hparams, points, num_seeds)
+        keys = _place(keys, sharding)
         init = self._program(
-            ("init", num_seeds, sharding, _signature(hparams)),
+            ("init", members, axes, sharding, _signature(hparams)),
             lambda: (
-                jax.jit(over_seeds(self.algo.init, num_seeds, (0, None)), out_shardings=sharding)
+                jax.jit(over_seeds(self.algo.init, members, axes), out_shardings=sharding)
                 .lower(keys, hparams)
                 .compile()
             ),
@@ -243,16 +288,28 @@ class Runner:
         return init(keys, hparams)
 
     def final_evaluation(
-        self, state: Any, seed: int, num_seeds: int, episodes: int, deterministic: bool = True
+        self,
+        state: Any,
+        seed: int,
+        num_seeds: int,
+        episodes: int,
+        deterministic: bool = True,
+        num_points: int = 1,
+        first_seed: int = 0,
     ) -> dict[str, np.ndarray]:
         """Evaluation of every seed's policy in `state` (leaves [seeds, ...]) from keys
-        fold_in(seed_keys(seed, num_seeds)[i], 1): returns/lengths [seeds, episodes];
+        fold_in(seed_keys(seed, num_seeds, first_seed)[i], 1): returns/lengths [seeds, episodes];
         deterministic actions unless `deterministic` is False. A host environment evaluates on
-        its own copies, one episode each."""
+        its own copies, one episode each. For a sweep's state (leaves [points * seeds, ...])
+        pass `num_points`: member p * num_seeds + s evaluates with seed s's key."""
         algo = self.algo
-        sharding = seed_sharding(num_seeds)
+        members = num_points * num_seeds
+        sharding = seed_sharding(members)
         keys = _place(
-            jax.vmap(lambda k: jax.random.fold_in(k, 1))(seed_keys(seed, num_seeds)), sharding
+            jax.vmap(lambda k: jax.random.fold_in(k, 1))(
+                member_keys(seed, num_seeds, num_points, first_seed)
+            ),
+            sharding,
         )
         episodes = getattr(algo.env, "num_envs", episodes)
 
@@ -263,8 +320,8 @@ class Runner:
             )
 
         program = self._program(
-            ("evaluate", episodes, deterministic, num_seeds, sharding, _signature(state)),
-            lambda: jax.jit(over_seeds(one, num_seeds, (0, 0))).lower(state, keys).compile(),
+            ("evaluate", episodes, deterministic, members, sharding, _signature(state)),
+            lambda: jax.jit(over_seeds(one, members, (0, 0))).lower(state, keys).compile(),
         )
         return jax.device_get(program(state, keys))
 
@@ -304,10 +361,43 @@ def _signature(tree: Any) -> tuple:
     return (treedef, tuple((jnp.shape(x), jnp.result_type(x)) for x in leaves))
 
 
-def seed_keys(seed: int, num_seeds: int) -> jax.Array:
-    """Keys [num_seeds, 2]: key i = fold_in(PRNGKey(seed), i)."""
+def member_keys(seed: int, num_seeds: int, num_points: int, first: int = 0) -> jax.Array:
+    """Keys [num_points * num_seeds, 2]: member p * num_seeds + s gets seed_keys(...)[s], so
+    every grid point of a sweep sees the same seeds (paired, and equal to separate runs)."""
+    return jnp.tile(seed_keys(seed, num_seeds, first), (num_points, 1))
+
+
+def member_hparams(
+    hparams: dict[str, Any], points: dict[str, Any], num_seeds: int
+) -> dict[str, jax.Array]:
+    """hparams per member [P * num_seeds]: `hparams` with each point's values in place,
+    point p's repeated for its num_seeds members (the order of `member_keys`)."""
+    num_points = _num_points(points)
+    unknown = sorted(set(points) - set(hparams))
+    if unknown:
+        raise ValueError(f"not traced hyperparameters of this algorithm: {', '.join(unknown)}")
+    out = {}
+    for name, value in hparams.items():
+        value = jnp.asarray(value)
+        if name in points:
+            per_point = jnp.asarray(points[name], value.dtype)
+        else:
+            per_point = jnp.broadcast_to(value, (num_points, *value.shape))
+        out[name] = jnp.repeat(per_point, num_seeds, axis=0)
+    return out
+
+
+def _num_points(points: dict[str, Any]) -> int:
+    sizes = {int(np.shape(v)[0]) for v in points.values()}
+    if len(sizes) != 1:
+        raise ValueError(f"every swept hyperparameter needs the same number of points: {sizes}")
+    return sizes.pop()
+
+
+def seed_keys(seed: int, num_seeds: int, first: int = 0) -> jax.Array:
+    """Keys [num_seeds, 2]: key i = fold_in(PRNGKey(seed), first + i)."""
     base = jax.random.PRNGKey(seed)
-    return jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(num_seeds))
+    return jax.vmap(lambda i: jax.random.fold_in(base, i))(first + jnp.arange(num_seeds))
 
 
 def _progress_bar(total_steps: int) -> Any:
