@@ -9,12 +9,22 @@ is full, no checkpoint is readable) exits 1 and keeps what it saved; an interrup
 from __future__ import annotations
 
 import argparse
+import importlib
+import re
 import sys
 from typing import NoReturn
 
 from rlkit.cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, RunFailure, UsageError
 
 __all__ = ["build_parser", "main"]
+
+# Commands in modules of their own: each exposes add_parser(subparsers) and run(args, argv) -> int,
+# and imports nothing heavy (JAX, matplotlib, optuna) at module level, so `--help` stays fast.
+_COMMAND_MODULES = {
+    "sweep": "rlkit.cli.sweep",
+    "compare": "rlkit.cli.compare",
+    "plot": "rlkit.cli.plot",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -93,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="evaluation random seed (default: the run's, which repeats its final evaluation)",
     )
 
+    for module in _COMMAND_MODULES.values():
+        importlib.import_module(module).add_parser(sub)
+
     algos = sub.add_parser("algos", help="list algorithms, or one algorithm's hyperparameters")
     algos.add_argument("algo", nargs="?", help="show this algorithm's hyperparameters and presets")
 
@@ -108,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else argv
     try:
-        args = build_parser().parse_args(argv)
+        args = _parse(build_parser(), argv)
         return _dispatch(args, argv)
     except (UsageError, ConfigError) as error:
         print(f"rlkit: error: {error}", file=sys.stderr)
@@ -123,7 +136,25 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """The parsed command line. `rlkit train` also takes a hyperparameter as `--key=value`
+    (the form W&B sweep agents pass), the same as `--set key=value`."""
+    args, extra = parser.parse_known_args(argv)
+    unknown = []
+    for item in extra:
+        match = re.fullmatch(r"--([A-Za-z_][A-Za-z0-9_]*)=(.*)", item, re.DOTALL)
+        if args.command == "train" and match:
+            args.set.append(f"{match[1]}={match[2]}")
+        else:
+            unknown.append(item)
+    if unknown:
+        raise UsageError(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
 def _dispatch(args: argparse.Namespace, argv: list[str]) -> int:
+    if args.command in _COMMAND_MODULES:
+        return importlib.import_module(_COMMAND_MODULES[args.command]).run(args, argv)
     if args.command == "train":
         from rlkit.cli.train import run_train
 

@@ -127,9 +127,11 @@ class Run:
 
     # -- the end ---------------------------------------------------------------------------
 
-    def write_summary(self, result: Any, wall: float, cache: Any) -> dict[str, Any]:
-        """summary.json, once the last checkpoint is on disk (so a summary never names a
-        checkpoint that a crash could still lose)."""
+    def write_summary(
+        self, result: Any, wall: float, cache: Any, extra: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """summary.json (with `extra`'s entries), once the last checkpoint is on disk (so a
+        summary never names a checkpoint that a crash could still lose)."""
         start = time.perf_counter()
         self.checkpoints.wait()
         self.checkpoint_seconds += time.perf_counter() - start
@@ -139,6 +141,7 @@ class Run:
             "checkpoint": self.saved,
             "checkpoint_seconds": self.checkpoint_seconds,
             "compilation_cache": None if cache is None else str(cache),
+            **(extra or {}),
         }
         self.directory.write_summary(summary)
         return summary

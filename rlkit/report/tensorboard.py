@@ -43,7 +43,7 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -243,14 +243,22 @@ class TensorBoardSink:
     """Runner sink writing `<folder>/tensorboard/seed_<i>/` event files (module docstring).
 
     `folder` is the run folder; `resume_step` the env step of the checkpoint a resumed run
-    restarts from (events the earlier process wrote after it are purged)."""
+    restarts from (events the earlier process wrote after it are purged); `names` the folders
+    of the rows' "seed" indices 0, 1, ... (default seed_<i>; a sweep names its members)."""
 
-    def __init__(self, folder: Path, num_seeds: int, resume_step: int | None = None):
+    def __init__(
+        self,
+        folder: Path,
+        num_seeds: int,
+        resume_step: int | None = None,
+        names: Sequence[str] | None = None,
+    ):
         self.path = Path(folder) / "tensorboard"
         self._files: list[_EventFile] = []
+        names = [f"seed_{seed}" for seed in range(num_seeds)] if names is None else names
         try:
-            for seed in range(num_seeds):
-                events = _EventFile(self.path / f"seed_{seed}")
+            for name in names:
+                events = _EventFile(self.path / name)
                 self._files.append(events)
                 # tensorboardX's purge_step marker: readers drop the steps >= resume + 1 that
                 # they read before it. A fresh folder's START (step 0) drops nothing; without
