@@ -26,14 +26,14 @@ shared/reference/PAPER-TARGETS.md #8), with two differences of form:
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any
 
 import jax
 
+import paper_configs
 from rlkit.core import fields
 from rlkit.core.algorithm import Algorithm, Objective
-from rlkit.core.config import ConfigError, hp, load_presets, validate
+from rlkit.core.config import ConfigError, hp, validate
 from rlkit.data import onpolicy
 from rlkit.data.onpolicy import OnPolicyState
 from rlkit.nets.actor_critic import ActorCritic, PolicyEval
@@ -73,8 +73,8 @@ class Config:
         onpolicy.check_batch(self)
 
 
-# Named settings (sources beside each): agents/presets/a2c.yaml.
-PRESETS = load_presets(Path(__file__).with_name("presets") / "a2c.yaml", Config)
+# Named settings: the paper configs for a2c (paper_configs/*.yaml, sources in each).
+PRESETS = paper_configs.presets("a2c", Config)
 
 # A2C carries what every on-policy agent carries (rlkit.data.onpolicy).
 TrainState = OnPolicyState

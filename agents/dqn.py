@@ -35,16 +35,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 from flax import struct
 
+import paper_configs
 from rlkit.core import fields
 from rlkit.core.algorithm import Algorithm
-from rlkit.core.config import ConfigError, hp, load_presets, validate
+from rlkit.core.config import ConfigError, hp, validate
 from rlkit.core.spaces import Discrete
 from rlkit.data import offpolicy
 from rlkit.data.offpolicy import OffPolicyState
@@ -124,8 +124,8 @@ class Config:
         offpolicy.schedule(self, window=self.n_step)
 
 
-# Named settings (sources beside each): agents/presets/dqn.yaml.
-PRESETS = load_presets(Path(__file__).with_name("presets") / "dqn.yaml", Config)
+# Named settings: the paper configs for dqn (paper_configs/*.yaml, sources in each).
+PRESETS = paper_configs.presets("dqn", Config)
 
 
 @struct.dataclass

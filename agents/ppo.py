@@ -23,15 +23,15 @@ Defaults are CleanRL's ppo.py (CartPole); agents/presets/ppo.yaml holds the ML-A
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
+import paper_configs
 from rlkit.core import fields
 from rlkit.core.algorithm import Algorithm, Objective
-from rlkit.core.config import hp, load_presets, validate
+from rlkit.core.config import hp, validate
 from rlkit.data import onpolicy
 from rlkit.data.onpolicy import OnPolicyState
 from rlkit.nets.actor_critic import ActorCritic, PolicyEval
@@ -87,8 +87,8 @@ class Config:
         onpolicy.check_batch(self, self.num_minibatches)
 
 
-# Named settings (sources beside each): agents/presets/ppo.yaml.
-PRESETS = load_presets(Path(__file__).with_name("presets") / "ppo.yaml", Config)
+# Named settings: the paper configs for ppo (paper_configs/*.yaml, sources in each).
+PRESETS = paper_configs.presets("ppo", Config)
 
 # PPO carries what every on-policy agent carries (rlkit.data.onpolicy).
 TrainState = OnPolicyState

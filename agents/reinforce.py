@@ -31,6 +31,7 @@ from typing import Any
 
 import jax
 
+import paper_configs
 from rlkit.core import fields
 from rlkit.core.algorithm import Algorithm, Objective
 from rlkit.core.config import hp, validate
@@ -81,8 +82,8 @@ class Config:
         onpolicy.check_batch(self)
 
 
-# No published configurations to reproduce (shared/reference/PAPER-TARGETS.md).
-PRESETS: dict[str, dict[str, Any]] = {}
+# Named settings: the paper configs for reinforce (paper_configs/*.yaml, sources in each).
+PRESETS = paper_configs.presets("reinforce", Config)
 
 # REINFORCE carries what every on-policy agent carries (rlkit.data.onpolicy); without a baseline
 # the params hold no critic.

@@ -43,7 +43,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import flax.linen as nn
@@ -51,9 +50,10 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+import paper_configs
 from rlkit.core import fields
 from rlkit.core.algorithm import Algorithm
-from rlkit.core.config import ConfigError, hp, load_presets, validate
+from rlkit.core.config import ConfigError, hp, validate
 from rlkit.core.spaces import Box, Discrete, Space
 from rlkit.data import offpolicy
 from rlkit.data.offpolicy import OffPolicyState
@@ -123,8 +123,8 @@ class Config:
         offpolicy.schedule(self)
 
 
-# Named settings (sources beside each): agents/presets/sac.yaml.
-PRESETS = load_presets(Path(__file__).with_name("presets") / "sac.yaml", Config)
+# Named settings: the paper configs for sac (paper_configs/*.yaml, sources in each).
+PRESETS = paper_configs.presets("sac", Config)
 
 
 class PolicyValues(NamedTuple):

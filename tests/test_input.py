@@ -40,7 +40,8 @@ FLAGS = [
     ([*CARTPOLE, "--steps", "1e6"], 2, "argument --steps: invalid int value: '1e6'"),
     ([*CARTPOLE, "--steps", "-5"], 2, "total_steps"),
     ([*CARTPOLE, "--steps", "100"], 2, "total_steps"),
-    (["train", "dqn", "--env", "CartPole-v1", "--steps", "9000"], 2, "warm-up steps"),
+    # CleanRL's reference defaults (learning_starts 10k), not the tuned CartPole defaults.
+    (["train", "dqn", "--env", "CartPole-v1", "--defaults", "--steps", "9000"], 2, "warm-up steps"),
     (["train", "sac", "--env", "Pendulum-v1", "--set", "learning_starts=20000"], 2, "warm-up"),
     ([*CARTPOLE, "--preset", "nope"], 2, "unknown preset 'nope'"),
     ([*CARTPOLE, "--eval-episodes", "0"], 2, "--eval-episodes must be in"),
@@ -196,7 +197,9 @@ def test_a_budget_that_is_not_whole_iterations_is_said_in_one_line(capsys):
     from rlkit.cli.spec import resolve
     from rlkit.cli.train import _say_rounding
 
-    spec = resolve("dqn", env="CartPole-v1", steps=10_999, sets=["learning_starts=1000"])
+    spec = resolve(
+        "dqn", env="CartPole-v1", preset="defaults", steps=10_999, sets=["learning_starts=1000"]
+    )
     algo = spec.module.make(spec.config, spec.env, spec.env_params)
     _say_rounding(spec, algo)
     # 1000 warm-up steps, then whole iterations of 10 copies x 1 step: 999 iterations.
@@ -204,6 +207,8 @@ def test_a_budget_that_is_not_whole_iterations_is_said_in_one_line(capsys):
         "rlkit: note: total_steps 10,999 trains 10,990 steps per seed: 999 whole iterations "
         "of 10 after 1,000 warm-up steps\n"
     )
-    spec = resolve("dqn", env="CartPole-v1", steps=11_000, sets=["learning_starts=1000"])
+    spec = resolve(
+        "dqn", env="CartPole-v1", preset="defaults", steps=11_000, sets=["learning_starts=1000"]
+    )
     _say_rounding(spec, spec.module.make(spec.config, spec.env, spec.env_params))
     assert capsys.readouterr().err == ""  # a whole number of iterations: nothing to say

@@ -24,6 +24,7 @@ _COMMAND_MODULES = {
     "sweep": "rlkit.cli.sweep",
     "compare": "rlkit.cli.compare",
     "plot": "rlkit.cli.plot",
+    "reproduce": "rlkit.cli.reproduce",
 }
 
 
@@ -46,6 +47,14 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--seed", type=int, help="base random seed (default 0)")
     train.add_argument("--steps", type=int, help="environment steps per seed (total_steps)")
     train.add_argument("--preset", help="named preset of the algorithm (see `rlkit algos ALGO`)")
+    train.add_argument(
+        "--defaults",
+        dest="preset",
+        action="store_const",
+        const="defaults",  # rlkit.cli.spec.REFERENCE_DEFAULTS
+        help="the algorithm's reference defaults, not the tuned defaults of paper_configs "
+        "for this environment",
+    )
     train.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a hyperparameter"
     )
@@ -79,6 +88,19 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help=f"environment steps per seed between metrics rows (default {DEFAULT_LOG_EVERY})",
     )
     train.add_argument("--wandb", action="store_true", help="also log to Weights & Biases")
+    multi = train.add_argument_group(
+        "several processes (jax.distributed; the seeds split over them, process 0 writes)"
+    )
+    multi.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address")
+    multi.add_argument("--num-processes", type=int, metavar="N", help="processes in the job")
+    multi.add_argument("--process-id", type=int, metavar="I", help="this process, 0..N-1")
+    multi.add_argument(
+        "--join-timeout",
+        type=int,
+        default=300,
+        metavar="SECONDS",
+        help="give up when the job has not formed after SECONDS (default 300)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

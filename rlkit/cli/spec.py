@@ -1,24 +1,41 @@
 """What a run is, resolved from the command line and a config file and checked whole before
 anything is written: the algorithm, its Config, the environment and its parameters, the seeds.
 
-Precedence: the algorithm's defaults < --preset < the config file's `config` < --steps < --set;
-environment parameters: the file's `env_overrides` < --env-set. A run's config.yaml holds
-exactly these keys (plus `versions` and `command`, which are recorded, not read), so
-`--config runs/<name>/config.yaml` reruns a run.
+Precedence: the algorithm's defaults < --preset < the config file's `config` (and `steps`) <
+--steps < --set; environment parameters: the file's `env_overrides` < --env-set. A run's
+config.yaml holds exactly these keys (plus `versions` and `command`, which are recorded, not
+read), so `--config runs/<name>/config.yaml` reruns a run.
+
+Presets and tuned defaults come from paper_configs (its module docstring): --preset NAME takes
+the hyperparameters of the paper config NAME of the algorithm. Without --preset and --config,
+the paper config marked `default_for_env` for (algo, env), if any, is the preset (RL Zoo's
+tuned per-environment defaults), said in one line on stderr; --preset defaults (the CLI's
+--defaults) keeps the algorithm's reference defaults. The paper config used is recorded as
+`paper_config`. A paper config is also a config file: its own keys (paper_configs.PAPER_KEYS)
+are checked by paper_configs.check, and its `steps` is total_steps.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+import paper_configs
 from rlkit.cli.errors import UsageError
 from rlkit.report.metrics import DEFAULT_LOG_EVERY
 
-__all__ = ["MAX_EVAL_EPISODES", "MAX_SEEDS", "RunSpec", "read_config_file", "resolve"]
+__all__ = [
+    "MAX_EVAL_EPISODES",
+    "MAX_SEEDS",
+    "REFERENCE_DEFAULTS",
+    "RunSpec",
+    "read_config_file",
+    "resolve",
+]
 
 MAX_SEEDS = 10_000
 MAX_EVAL_EPISODES = 100_000
@@ -26,7 +43,18 @@ INT32_MAX = 2**31 - 1
 SEED_LIMIT = 2**32  # PRNGKey takes a 32-bit seed (a larger one would only wrap around)
 
 # Keys of a config file and the check of each value; versions and command are recorded only.
-_FILE_KEYS = ("algo", "env", "env_overrides", "seeds", "seed", "preset", "log_every", "config")
+_FILE_KEYS = (
+    "algo",
+    "env",
+    "env_overrides",
+    "seeds",
+    "seed",
+    "preset",
+    "paper_config",
+    "log_every",
+    "config",
+)
+REFERENCE_DEFAULTS = "defaults"  # the preset name that means the algorithm's own defaults
 _RECORDED_ONLY = ("versions", "command")
 
 
@@ -46,6 +74,7 @@ class RunSpec:
     seed: int
     preset: str | None
     log_every: int
+    paper_config: str | None = None
 
     def record(self, command: str) -> dict[str, Any]:
         """The run's config.yaml (without versions, which the run directory adds)."""
@@ -58,6 +87,7 @@ class RunSpec:
             "seeds": self.seeds,
             "seed": self.seed,
             "preset": self.preset,
+            "paper_config": self.paper_config,
             "log_every": self.log_every,
             "config": config_to_dict(self.config),
             "command": command,
@@ -89,10 +119,13 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         raise UsageError(f"config file {path} is not valid YAML{where}") from error
     if not isinstance(data, dict):
         raise UsageError(f"config file {path} must hold a mapping, got {type(data).__name__}")
-    unknown = sorted(set(map(str, data)) - set(_FILE_KEYS) - set(_RECORDED_ONLY))
+    allowed = {*_FILE_KEYS, *_RECORDED_ONLY, *paper_configs.PAPER_KEYS}
+    unknown = sorted(set(map(str, data)) - allowed)
     if unknown:
         raise UsageError(f"config file {path} has unknown keys: {', '.join(unknown)}")
-    for key in ("algo", "env", "preset"):
+    if any(key in data for key in paper_configs.PAPER_KEYS):
+        paper_configs.check(data, path)
+    for key in ("algo", "env", "preset", "paper_config"):
         if data.get(key) is not None and not isinstance(data[key], str):
             raise UsageError(f"config file {path}: {key} must be a string, got {data[key]!r}")
     for key in ("config", "env_overrides"):
@@ -135,14 +168,24 @@ def resolve(
     env_name = env or file.get("env")
     if env_name is None:
         raise UsageError("--env is required (see `rlkit envs`)")
+    if preset is None and config_file is None:
+        preset = _tuned_default(algo, env_name)
     preset = preset or file.get("preset")
+    paper_config = file.get("paper_config")
+    if config_file and "name" in file:
+        paper_config = paper_configs.label(Path(config_file))
     overrides: dict[str, Any] = {}
-    if preset is not None:
+    if preset == REFERENCE_DEFAULTS:
+        preset = None
+    elif preset is not None:
         if preset not in module.PRESETS:
             choices = ", ".join(module.PRESETS) or "none"
             raise UsageError(f"unknown preset {preset!r} for {algo}; presets: {choices}")
         overrides.update(module.PRESETS[preset])
-    overrides.update(file.get("config") or {})
+        found = paper_configs.preset_file(algo, preset)
+        if found is not None and not (config_file and "name" in file):
+            paper_config = paper_configs.label(found)
+    overrides.update(paper_configs.hyperparameters(file))
     if steps is not None:
         overrides["total_steps"] = steps
     overrides.update(dict(parse_assignment(item) for item in sets))
@@ -167,4 +210,18 @@ def resolve(
         seed,
         preset,
         log_every,
+        paper_config,
     )
+
+
+def _tuned_default(algo: str, env: str) -> str | None:
+    """The preset name of the tuned default for (algo, env), said on stderr; None if none."""
+    path = paper_configs.tuned_default(algo, env)
+    if path is None:
+        return None
+    print(
+        f"rlkit: using tuned defaults {paper_configs.label(path)} "
+        f"(--defaults for {algo}'s reference defaults)",
+        file=sys.stderr,
+    )
+    return paper_configs.load(path)["name"]

@@ -14,7 +14,7 @@ point:
 A run without summary.json has not finished: `load(path)` refuses it, `load(path,
 finished=False)` (what curve plots use) returns it with an empty `final`. A sweep without
 summary.json is refused either way (its points' values are only in the summary). Every
-problem is a one-line UsageError naming the path.
+problem is a one-line ConfigError naming the path (bad input: the CLI exits 2).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from rlkit.cli.errors import UsageError
+from rlkit.core.config import ConfigError
 from rlkit.report.metrics import number
 
 __all__ = ["Result", "load", "load_all"]
@@ -67,14 +67,14 @@ def load(path: str | Path, finished: bool = True) -> list[Result]:
     """
     path = Path(path)
     if not path.exists():
-        raise UsageError(f"{path} does not exist")
+        raise ConfigError(f"{path} does not exist")
     if not path.is_dir():
-        raise UsageError(f"{path} is not a directory (expected a run or sweep directory)")
+        raise ConfigError(f"{path} is not a directory (expected a run or sweep directory)")
     if (path / "sweep.yaml").is_file():
         return _load_sweep(path)
     if (path / "config.yaml").is_file():
         return [_load_run(path, finished)]
-    raise UsageError(f"{path} is not a run or sweep directory (no config.yaml or sweep.yaml)")
+    raise ConfigError(f"{path} is not a run or sweep directory (no config.yaml or sweep.yaml)")
 
 
 def load_all(paths: list[str], finished: bool = True) -> list[Result]:
@@ -84,7 +84,7 @@ def load_all(paths: list[str], finished: bool = True) -> list[Result]:
     for p in paths:
         resolved = Path(p).resolve()
         if resolved in seen:
-            raise UsageError(f"{p} is given twice")
+            raise ConfigError(f"{p} is given twice")
         seen.add(resolved)
         results.extend(load(p, finished))
     counts: dict[str, int] = {}
@@ -108,12 +108,12 @@ def _load_run(path: Path, finished: bool) -> Result:
         try:
             final = _floats(summary["evaluation"]["per_seed_mean_return"])
         except (KeyError, TypeError, ValueError) as error:
-            raise UsageError(
+            raise ConfigError(
                 f"{summary_path} is corrupt: no readable evaluation.per_seed_mean_return "
                 f"({type(error).__name__}: {error})"
             ) from None
     elif finished:
-        raise UsageError(
+        raise ConfigError(
             f"run {path} has not finished (no summary.json); only `rlkit plot --kind curves` "
             "can use it"
         )
@@ -131,13 +131,13 @@ def _load_sweep(path: Path) -> list[Result]:
     algo, env = _names(spec, path / "sweep.yaml")
     summary_path = path / "summary.json"
     if not summary_path.is_file():
-        raise UsageError(f"sweep {path} has not finished (no summary.json)")
+        raise ConfigError(f"sweep {path} has not finished (no summary.json)")
     summary = _read_json(summary_path)
     try:
         seeds = int(summary.get("seeds", spec.get("seeds", 1)))
         points = [_point(p) for p in summary["points"]]
     except (KeyError, TypeError, ValueError, AttributeError) as error:
-        raise UsageError(
+        raise ConfigError(
             f"{summary_path} is corrupt: points need point, group, values, per_seed_mean_return "
             f"({type(error).__name__}: {error})"
         ) from None
@@ -189,7 +189,7 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
         except (ValueError, KeyError, TypeError) as error:
             if i == len(lines) - 1:
                 break
-            raise UsageError(f"{path} line {i + 1} is corrupt: {error}") from None
+            raise ConfigError(f"{path} line {i + 1} is corrupt: {error}") from None
         rows.append(row)
     return rows
 
@@ -198,9 +198,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as error:
-        raise UsageError(f"cannot read {path}: {str(error).splitlines()[0]}") from None
+        raise ConfigError(f"cannot read {path}: {str(error).splitlines()[0]}") from None
     if not isinstance(data, dict):
-        raise UsageError(f"{path} is corrupt: not a mapping")
+        raise ConfigError(f"{path} is corrupt: not a mapping")
     return data
 
 
@@ -208,15 +208,15 @@ def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as error:
-        raise UsageError(f"{path} is corrupt: {error}") from None
+        raise ConfigError(f"{path} is corrupt: {error}") from None
     if not isinstance(data, dict):
-        raise UsageError(f"{path} is corrupt: not a JSON object")
+        raise ConfigError(f"{path} is corrupt: not a JSON object")
     return data
 
 
 def _names(config: dict[str, Any], path: Path) -> tuple[str, str]:
     if not isinstance(config.get("algo"), str) or not isinstance(config.get("env"), str):
-        raise UsageError(f"{path} is corrupt: it needs algo and env")
+        raise ConfigError(f"{path} is corrupt: it needs algo and env")
     return config["algo"], config["env"]
 
 
@@ -224,7 +224,7 @@ def _int(value: Any, path: Path, key: str) -> int:
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise UsageError(f"{path} is corrupt: {key} is {value!r}") from None
+        raise ConfigError(f"{path} is corrupt: {key} is {value!r}") from None
 
 
 def _floats(values: Any) -> np.ndarray:
