@@ -151,7 +151,7 @@ def test_a_sweep_killed_in_a_group_resumes_to_the_same_numbers(finished_sweep, t
     assert not (tmp_path / "cut" / "group_0" / "summary.json").exists()  # killed inside group 0
     resumed = subprocess.run(
         [sys.executable, "-m", "rlkit.cli", "sweep", "--resume", str(tmp_path / "cut"),
-         "--no-progress", "--eval-episodes", "2"],
+         "--no-progress"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr
@@ -206,3 +206,17 @@ def test_a_wandb_definition_runs_trials_that_rlkit_train_accepts(tmp_path, monke
     assert spec.config.learning_rate == 3e-4 and spec.config.hidden == (64,)
     assert spec.seeds == 3 and args.wandb
     assert main(argv) == 2  # the definition is not overwritten
+
+
+def test_a_config_file_grid_is_the_sweeps_and_a_grid_flag_replaces_its_entry(tmp_path):
+    config = tmp_path / "sweep.yaml"
+    config.write_text("algo: ppo\nenv: CartPole-v1\nseeds: 2\n"
+                      "grid: {gamma: [0.9, 0.99], learning_rate: [1.0e-3]}\n")  # fmt: skip
+    out = tmp_path / "definition.yaml"
+    argv = ["sweep", "--config", str(config), "--grid", "learning_rate=1e-4,1e-3"]
+    assert main([*argv, "--wandb", "--out", str(out)]) == 0
+    parameters = yaml.safe_load(out.read_text())["parameters"]
+    assert parameters == {"gamma": {"values": [0.9, 0.99]},
+                          "learning_rate": {"values": [1e-4, 1e-3]}}  # fmt: skip
+    config.write_text("algo: ppo\nenv: CartPole-v1\ngrid: [0.9]\n")
+    assert main([*argv, "--wandb", "--out", str(tmp_path / "other.yaml")]) == 2

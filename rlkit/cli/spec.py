@@ -103,8 +103,10 @@ def check_int(name: str, value: Any, low: int, high: int) -> int:
     return value
 
 
-def read_config_file(path: str | Path) -> dict[str, Any]:
-    """A config file's mapping, each key type-checked; UsageError naming the key otherwise."""
+def read_config_file(path: str | Path, sweep: bool = False) -> dict[str, Any]:
+    """A config file's mapping, each key type-checked; UsageError naming the key otherwise.
+    With `sweep`, a `grid` mapping (rlkit sweep's) is allowed too; its values are the sweep's
+    to check."""
     try:
         data = yaml.safe_load(Path(path).read_text())
     except IsADirectoryError as error:
@@ -119,7 +121,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         raise UsageError(f"config file {path} is not valid YAML{where}") from error
     if not isinstance(data, dict):
         raise UsageError(f"config file {path} must hold a mapping, got {type(data).__name__}")
-    allowed = {*_FILE_KEYS, *_RECORDED_ONLY, *paper_configs.PAPER_KEYS}
+    allowed = {*_FILE_KEYS, *_RECORDED_ONLY, *paper_configs.PAPER_KEYS, *(["grid"] * sweep)}
     unknown = sorted(set(map(str, data)) - allowed)
     if unknown:
         raise UsageError(f"config file {path} has unknown keys: {', '.join(unknown)}")
@@ -150,15 +152,16 @@ def resolve(
     seeds: int | None = None,
     seed: int | None = None,
     log_every: int | None = None,
+    sweep: bool = False,
 ) -> RunSpec:
     """Merge and check everything that defines a run (see the module docstring); builds the
     Config and the environment, so every ConfigError is raised here, before anything is
-    written."""
+    written. `sweep`: the config file may hold rlkit sweep's `grid` (not read here)."""
     import agents
     import envs
     from rlkit.core.config import config_from_dict, parse_assignment
 
-    file = read_config_file(config_file) if config_file else {}
+    file = read_config_file(config_file, sweep) if config_file else {}
     algo = algo or file.get("algo")
     if algo is None:
         raise UsageError("name the algorithm (see `rlkit algos`)")

@@ -73,7 +73,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="YAML run config (a `grid:` mapping in it is the grid)")
     p.add_argument("--name", help="sweep name (default sweep-ALGO-ENV-TIME, made unique)")
     p.add_argument("--runs-dir", default="runs", help="where the sweep folder goes (default runs)")
-    p.add_argument("--eval-episodes", type=int, default=32, help="final evaluation episodes")
+    p.add_argument(
+        "--eval-episodes",
+        type=int,
+        help="final evaluation episodes per seed (default 32; a resumed sweep keeps its own)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--resume", metavar="SWEEP", help="continue this sweep from its checkpoints")
     p.add_argument("--checkpoint-every", type=int, metavar="ITERATIONS")
@@ -97,12 +101,13 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     from rlkit.training.devices import use_cpu_cores
 
     use_cpu_cores()
-    specs.check_int("--eval-episodes", args.eval_episodes, 1, specs.MAX_EVAL_EPISODES)
     specs.check_int("--keep-checkpoints", args.keep_checkpoints, 1, 1000)
     if args.checkpoint_every is not None:
         specs.check_int("--checkpoint-every", args.checkpoint_every, 0, specs.INT32_MAX)
     if args.resume is not None:
         return _resume(args)
+    args.eval_episodes = 32 if args.eval_episodes is None else args.eval_episodes
+    specs.check_int("--eval-episodes", args.eval_episodes, 1, specs.MAX_EVAL_EPISODES)
     spec, grid = _resolve(args)
     plan = _plan(spec, grid)
     if args.wandb:
@@ -111,7 +116,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         return write_definition(spec, grid, args)
     folder = _create_folder(args, spec)
     record = spec.record("rlkit " + " ".join(argv))
-    _write_records(folder, record, grid, plan)
+    _write_records(folder, record, grid, plan, args.eval_episodes)
     total = sum(len(group.indices) for group, _ in plan)
     print(
         f"rlkit: sweeping {spec.algo} on {spec.env_name}: {total} point(s) x {spec.seeds} "
@@ -163,44 +168,28 @@ def _parse_grid(config_cls: type, items: list[str], from_file: dict | None) -> d
 def _resolve(args: argparse.Namespace) -> tuple[Any, dict[str, list]]:
     """The base RunSpec and the checked grid (every point's Config is built, so a bad value of
     any point is refused before anything is written)."""
+    spec = specs.resolve(
+        args.algo,
+        env=args.env,
+        preset=args.preset,
+        config_file=args.config,
+        steps=args.steps,
+        sets=args.set,
+        env_sets=args.env_set,
+        seeds=args.seeds,
+        seed=args.seed,
+        log_every=args.log_every,
+        sweep=True,
+    )
     file_grid = None
-    config_file = args.config
-    if config_file is not None:
-        file_grid, config_file = _split_grid_file(Path(config_file))
-    try:
-        spec = specs.resolve(
-            args.algo,
-            env=args.env,
-            preset=args.preset,
-            config_file=config_file,
-            steps=args.steps,
-            sets=args.set,
-            env_sets=args.env_set,
-            seeds=args.seeds,
-            seed=args.seed,
-            log_every=args.log_every,
-        )
-    finally:
-        if config_file is not None and config_file != args.config:
-            Path(config_file).unlink(missing_ok=True)
+    if args.config is not None:
+        file_grid = specs.read_config_file(args.config, sweep=True).get("grid")
+        if file_grid is not None and not isinstance(file_grid, dict):
+            raise UsageError(
+                f"config file {args.config}: grid must be a mapping, got {file_grid!r}"
+            )
     grid = _parse_grid(spec.module.Config, args.grid, file_grid)
     return spec, grid
-
-
-def _split_grid_file(path: Path) -> tuple[dict | None, str]:
-    """A sweep config file is a run config file with a `grid:` mapping: the grid, and the path
-    of the run config without it (a private temporary copy when there was a grid)."""
-    import tempfile
-
-    data = _read_yaml(path)
-    if "grid" not in data:
-        return None, str(path)
-    grid = data.pop("grid")
-    if not isinstance(grid, dict):
-        raise UsageError(f"config file {path}: grid must be a mapping, got {grid!r}")
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as copy:
-        yaml.safe_dump(data, copy)
-    return grid, copy.name
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -243,7 +232,7 @@ def _create_folder(args: argparse.Namespace, spec: Any) -> Path:
         raise UsageError(str(error)) from error
 
 
-def _write_records(folder: Path, record: dict, grid: dict, plan: list) -> None:
+def _write_records(folder: Path, record: dict, grid: dict, plan: list, eval_episodes: int) -> None:
     import shutil
 
     from rlkit.core.grid import points
@@ -254,6 +243,7 @@ def _write_records(folder: Path, record: dict, grid: dict, plan: list) -> None:
         "grid": grid,
         "points": points(grid),
         "groups": [list(group.indices) for group, _ in plan],
+        "eval_episodes": eval_episodes,
         "versions": package_versions(),
     }
     try:
@@ -278,6 +268,7 @@ def _resume(args: argparse.Namespace) -> int:
     given = [f"--{k.replace('_', '-')}" for k in fixed if getattr(args, k) not in (None, [])]
     given += ["--set"] * bool(args.set) + ["--env-set"] * bool(args.env_set)
     given += ["--grid"] * bool(args.grid) + ["--wandb"] * bool(args.wandb)
+    given += ["--eval-episodes"] * (args.eval_episodes is not None)
     if given:
         shown = "ALGO" if given[0] == "--algo" else given[0]
         raise UsageError(f"--resume continues a sweep as it was configured; drop {shown}")
@@ -285,7 +276,10 @@ def _resume(args: argparse.Namespace) -> int:
     if not (folder / "sweep.yaml").is_file() or not (folder / "base.yaml").is_file():
         raise UsageError(f"{folder} is not a sweep directory (it has no sweep.yaml)")
     spec = specs.resolve(None, config_file=str(folder / "base.yaml"))
-    recorded = _read_yaml(folder / "sweep.yaml").get("grid")
+    sweep = _read_yaml(folder / "sweep.yaml")
+    recorded = sweep.get("grid")
+    args.eval_episodes = sweep.get("eval_episodes", 32)
+    specs.check_int("eval_episodes in sweep.yaml", args.eval_episodes, 1, specs.MAX_EVAL_EPISODES)
     if not isinstance(recorded, dict):
         raise UsageError(f"{folder}/sweep.yaml has no grid mapping")
     grid = _parse_grid(spec.module.Config, [], recorded)
