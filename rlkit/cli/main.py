@@ -22,6 +22,7 @@ __all__ = ["build_parser", "main"]
 # and imports nothing heavy (JAX, matplotlib, optuna) at module level, so `--help` stays fast.
 _COMMAND_MODULES = {
     "sweep": "rlkit.cli.sweep",
+    "tune": "rlkit.cli.tune",
     "compare": "rlkit.cli.compare",
     "plot": "rlkit.cli.plot",
     "reproduce": "rlkit.cli.reproduce",
