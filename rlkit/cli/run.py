@@ -5,6 +5,10 @@ the TensorBoard event files and, with --wandb, Weights & Biases. Checkpoints go 
 <run>/checkpoints with the run's algorithm, environment and seeds as metadata, so a resume
 into anything else is refused. A resume restores the newest readable checkpoint, drops the
 rows and events written after it, and continues.
+
+In a job of several processes (rlkit.training.distributed) every process holds a Run, and
+only process 0's is a `writer`: the others write nothing (no metrics, events, checkpoints or
+summary) but take part in every gather a checkpoint needs, at the same iterations.
 """
 
 from __future__ import annotations
@@ -27,9 +31,12 @@ __all__ = ["Run"]
 
 class Run:
     """The files of one run in `folder`: call `start(iteration)` (0, or what `restore`
-    returned) before training, `sink` after every chunk, `close` at the end."""
+    returned) before training, `sink` after every chunk, `close` at the end. With `writer`
+    False (a process other than 0 of a distributed job) nothing is written."""
 
-    def __init__(self, folder: Path, spec: Any, algo: Any, keep: int, wandb: bool) -> None:
+    def __init__(
+        self, folder: Path, spec: Any, algo: Any, keep: int, wandb: bool, writer: bool = True
+    ) -> None:
         from rlkit.training.checkpoints import Checkpoints
 
         self.folder = Path(folder)
@@ -38,6 +45,7 @@ class Run:
         self.checkpoints = Checkpoints(self.folder / "checkpoints", keep=keep)
         self.interval = log_interval(algo.steps_per_iteration, spec.log_every)
         self.use_wandb = wandb
+        self.writer = writer
         self._sinks: list[Any] = []
         self.saved: int | None = None
         self.checkpoint_seconds = 0.0  # the training loop's time in save calls
@@ -47,6 +55,8 @@ class Run:
     def start(self, iteration: int, resumed: bool) -> None:
         """Open the sinks for a run that has done `iteration` iterations; a resumed run's
         events after that step (left by the process that was stopped) are hidden."""
+        if not self.writer:
+            return
         resume_step = self._env_steps(iteration) if resumed else None
         self._sinks = [TensorBoardSink(self.folder, self.spec.seeds, resume_step=resume_step)]
         if self.use_wandb:
@@ -58,6 +68,8 @@ class Run:
 
     def sink(self, first_iteration: int, metrics: dict[str, np.ndarray]) -> None:
         """The runner's sink: a chunk's metrics [seeds, K] as rows, to every destination."""
+        if not self.writer:
+            return
         rows = aggregate(
             first_iteration,
             metrics,
@@ -85,7 +97,10 @@ class Run:
 
     def saver(self, every: int) -> Callable[[int, Any, bool], None]:
         """on_chunk for the runner: save after the chunk that reaches each multiple of `every`
-        iterations (0: never on schedule), after the last one, and when a stop was asked."""
+        iterations (0: never on schedule), after the last one, and when a stop was asked.
+        A state spread over several processes is gathered first (by every process)."""
+        from rlkit.training.distributed import process_count, to_host
+
         last = self.algo.num_iterations
 
         def save(iteration: int, state: Any, stopping: bool) -> None:
@@ -93,7 +108,10 @@ class Run:
             due = every > 0 and iteration // every > previous // every
             if due or stopping or iteration >= last:
                 start = time.perf_counter()
-                self.checkpoints.save(iteration, state, self._metadata(iteration))
+                if process_count() > 1:
+                    state = to_host(state)  # a collective: every process, at this iteration
+                if self.writer:
+                    self.checkpoints.save(iteration, state, self._metadata(iteration))
                 self.checkpoint_seconds += time.perf_counter() - start
                 self.saved = iteration
 
@@ -121,7 +139,8 @@ class Run:
             raise RunFailure(str(error)) from error
         for warning in warnings:
             print(f"rlkit: warning: {warning}", file=sys.stderr)
-        self.directory.truncate(iteration)
+        if self.writer:
+            self.directory.truncate(iteration)
         self.saved = iteration
         return iteration, state
 
@@ -143,7 +162,8 @@ class Run:
             "compilation_cache": None if cache is None else str(cache),
             **(extra or {}),
         }
-        self.directory.write_summary(summary)
+        if self.writer:
+            self.directory.write_summary(summary)
         return summary
 
     def close(self, quiet: bool = False) -> None:

@@ -37,7 +37,9 @@ jitted chunk at once. The background write overlaps with training; the next `sav
 Keep-last-N: after each save completes, orbax deletes all but the newest `keep` checkpoints. A
 save at iteration i first deletes the checkpoints at i and later: they belong to a line of
 training that this run, resumed from an earlier checkpoint, has replaced (in practice the
-unreadable ones `restore_latest` skipped). One writer per directory.
+unreadable ones `restore_latest` skipped). One writer per directory: in a job of several
+processes (rlkit.training.distributed) each process's manager is its own (orbax's
+`active_processes`), process 0 saves the state it gathered, and every process may restore.
 
 Quiet: orbax logs every save and restore at INFO through absl. Importing this module adds a
 filter to the "absl" and root loggers that drops records below WARNING whose source file is
@@ -268,6 +270,8 @@ class Checkpoints:
             "metadata": metadata,
             "signature": {"treedef": str(treedef), "leaves": signature},
         }
+        if jax.process_count() > 1:
+            self.directory.mkdir(parents=True, exist_ok=True)
         manager = self._open()
         self.wait()  # the previous save: its failure surfaces here
         try:
@@ -392,8 +396,9 @@ class Checkpoints:
                 self.directory,
                 options=ocp.CheckpointManagerOptions(
                     max_to_keep=self.keep,
-                    create=True,
+                    create=jax.process_count() == 1,  # else made by `save` (orbax refuses)
                     enable_async_checkpointing=True,
+                    multiprocessing_options=_this_process_only(),
                 ),
                 item_handlers={
                     _STATE: ocp.PyTreeCheckpointHandler(type_handler_registry=_registry()),
@@ -484,6 +489,16 @@ class Checkpoints:
         return arrays
 
 
+def _this_process_only() -> ocp.options.MultiprocessingOptions:
+    """orbax's default in a one-process run; in a job of several processes, a manager of this
+    process alone (its own primary), so that no orbax barrier waits for the others: the
+    caller saves from one process only (host arrays it gathered), and every process may read."""
+    if jax.process_count() == 1:
+        return ocp.options.MultiprocessingOptions()
+    index = jax.process_index()
+    return ocp.options.MultiprocessingOptions(primary_host=index, active_processes={index})
+
+
 def checkpoint_bytes(directory: str | Path, step: int) -> int:
     """Bytes on disk of checkpoint `step` in `directory` (all its files)."""
     root = Path(directory) / str(int(step))
@@ -504,7 +519,9 @@ def _host_copy(leaf: Any, path: str) -> np.ndarray:
             "(jax.random.PRNGKey, or jax.random.key_data)"
         )
     if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
-        raise CheckpointError(f"state leaf {path} spans several processes: not supported")
+        raise CheckpointError(  # gather it first: rlkit.training.distributed.to_host
+            f"state leaf {path} spans several processes: save the gathered state"
+        )
     try:
         return np.array(leaf, copy=True)
     except RuntimeError as e:  # e.g. a deleted (already donated) array

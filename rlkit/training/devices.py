@@ -60,10 +60,27 @@ def _backends_started() -> bool | None:
 def seed_sharding(num_seeds: int) -> NamedSharding | None:
     """How to place arrays whose leading axis is the seed axis: split over the largest number
     of local devices that divides `num_seeds` evenly; None (default placement) for one device
-    or one seed."""
-    devices = jax.local_devices()
-    count = max(d for d in range(1, len(devices) + 1) if num_seeds % d == 0)
-    if count < 2:
+    or one seed.
+
+    In a job of several processes (rlkit.training.distributed) the axis is first split into
+    contiguous equal slices, one per process in process order (ValueError when `num_seeds`
+    does not divide), each over the largest count of that process's devices dividing its
+    slice: a global mesh, the same on every process."""
+    processes = jax.process_count()
+    if num_seeds % processes:
+        raise ValueError(f"{num_seeds} seeds do not divide over {processes} processes")
+    local = jax.local_devices()
+    per_process = num_seeds // processes
+    count = max(d for d in range(1, len(local) + 1) if per_process % d == 0)
+    if count * processes < 2:
         return None
-    mesh = Mesh(np.asarray(devices[:count]), (SEED_AXIS,))
+    if processes == 1:
+        devices = local[:count]
+    else:
+        devices = [
+            d
+            for p in range(processes)
+            for d in [d for d in jax.devices() if d.process_index == p][:count]
+        ]
+    mesh = Mesh(np.asarray(devices), (SEED_AXIS,))
     return NamedSharding(mesh, PartitionSpec(SEED_AXIS))

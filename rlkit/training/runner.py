@@ -28,6 +28,7 @@ import numpy as np
 
 from rlkit.core.algorithm import Algorithm
 from rlkit.training.devices import seed_sharding
+from rlkit.training.distributed import to_host
 from rlkit.training.evaluation import evaluate
 from rlkit.training.guard import Diverged, check_metrics, params_finite
 
@@ -204,7 +205,7 @@ class Runner:
         while iteration < num_iterations:
             length = min(k, num_iterations - iteration)
             state, metrics, finite = chunk(state, jnp.int32(length))
-            metrics, finite = jax.device_get((metrics, finite))
+            metrics, finite = to_host((metrics, finite))  # gathered from every process
             metrics = {name: value[:, :length] for name, value in metrics.items()}
             for sink in sinks:
                 sink(iteration, metrics)
@@ -323,7 +324,7 @@ class Runner:
             ("evaluate", episodes, deterministic, members, sharding, _signature(state)),
             lambda: jax.jit(over_seeds(one, members, (0, 0))).lower(state, keys).compile(),
         )
-        return jax.device_get(program(state, keys))
+        return to_host(program(state, keys))
 
     def _program(self, key: tuple, build: Callable[[], Any]) -> Any:
         """The compiled program stored under `key`; `build()` lowers and compiles it the first
