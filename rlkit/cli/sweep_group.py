@@ -73,7 +73,13 @@ def train_group(
     {"per_seed_mean_return": [S], "finite": [S]}]} once finished, None when a signal stopped
     it (its checkpoint saved)."""
     from rlkit.cli.sweep import group_spec
-    from rlkit.cli.train import CHUNKS_PER_CHECKPOINT, _failure, _stop_on_signals, chunk_length
+    from rlkit.cli.train import (
+        CHUNKS_PER_CHECKPOINT,
+        StopLatch,
+        _failure,
+        _stop_on_signals,
+        chunk_length,
+    )
     from rlkit.training.runner import Runner
 
     summary_file = folder / "summary.json"
@@ -94,6 +100,7 @@ def train_group(
     with _stop_on_signals() as stop_requested:
         try:
             run.start(0 if start is None else start[0], resumed=start is not None)
+            latch = StopLatch(stop_requested, save)
             result = runner.train(
                 num_seeds=spec.seeds,
                 seed=spec.seed,
@@ -102,8 +109,8 @@ def train_group(
                 progress=not args.no_progress,
                 eval_episodes=args.eval_episodes,
                 start=start,
-                on_chunk=lambda iteration, state: save(iteration, state, stop_requested()),
-                should_stop=stop_requested,
+                on_chunk=latch.save_then_read,
+                should_stop=latch.read,
                 guard=False,  # a diverging point is a result of the sweep, not its end
                 points=points,
             )

@@ -7,6 +7,12 @@ whole log intervals (so no metrics row is cut short). A checkpoint is saved ever
 SIGINT or SIGTERM asks it to stop (after the chunk in progress; a second signal stops at once).
 A resumed run restores the newest readable checkpoint, drops the metrics written after it, and
 continues with the same chunks, so its numbers are those of a run that was never stopped.
+
+With --coordinator HOST:PORT --num-processes N --process-id I the run is one of N processes of
+a jax.distributed job (rlkit.training.distributed): the seeds split over the processes, every
+process trains its slice and takes part in every gather, and process 0 alone creates and
+writes the run directory (the others print nothing but errors). A failure of process 0 before
+training (its folder, its config) ends every process; a stop asked of any process stops all.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ CHUNKS_PER_CHECKPOINT = 5  # the default interval: every fifth chunk, so about 4
 
 
 def run_train(args: argparse.Namespace, argv: list[str]) -> int:
+    from rlkit.training import distributed
     from rlkit.training.compile_cache import enable_compilation_cache
     from rlkit.training.devices import use_cpu_cores
 
@@ -39,6 +46,7 @@ def run_train(args: argparse.Namespace, argv: list[str]) -> int:
     specs.check_int("--keep-checkpoints", args.keep_checkpoints, 1, 1000)
     if args.checkpoint_every is not None:
         specs.check_int("--checkpoint-every", args.checkpoint_every, 0, specs.INT32_MAX)
+    _join(args)  # before JAX starts, too
     if args.resume is not None:
         return _resume(args)
     spec = specs.resolve(
@@ -53,22 +61,79 @@ def run_train(args: argparse.Namespace, argv: list[str]) -> int:
         seed=args.seed,
         log_every=args.log_every,
     )
+    _check_split(spec.seeds)
     algo = spec.module.make(spec.config, spec.env, spec.env_params)
-    folder = _create_folder(args, spec)  # the first thing written, once the input is checked
+    primary = distributed.is_primary()
+    folder, failure = None, None
+    if primary:
+        try:
+            folder = _create_folder(args, spec)  # the first thing written, once input is checked
+        except UsageError as error:
+            failure = error
+    _agree(failure, "process 0 could not create the run directory")
     cache = enable_compilation_cache()  # before the first compilation: a rerun skips compiling
-    _say_rounding(spec, algo)
-    run = _open_run(folder, spec, algo, args)
-    try:
-        run.directory.write_config(spec.record("rlkit " + " ".join(argv)))
-    except OSError as error:
-        shutil.rmtree(folder, ignore_errors=True)  # the empty folder this command just made
-        raise RunFailure(f"cannot write the run in {folder}: {_reason(error)}") from error
-    print(
-        f"rlkit: training {spec.algo} on {spec.env_name}, {spec.seeds} seed(s), "
-        f"{_trained_steps(algo):,} steps each -> {folder}",
-        file=sys.stderr,
-    )
+    if primary:
+        _say_rounding(spec, algo)
+    run = _open_run(folder or _elsewhere(args), spec, algo, args)
+    if primary:
+        try:
+            run.directory.write_config(spec.record("rlkit " + " ".join(argv)))
+        except OSError as error:
+            shutil.rmtree(folder, ignore_errors=True)  # the empty folder this command just made
+            failure = RunFailure(f"cannot write the run in {folder}: {_reason(error)}")
+            failure.__cause__ = error
+    _agree(failure, "process 0 could not write the run's config")
+    if primary:
+        print(
+            f"rlkit: training {spec.algo} on {spec.env_name}, {spec.seeds} seed(s), "
+            f"{_trained_steps(algo):,} steps each -> {folder}",
+            file=sys.stderr,
+        )
     return _train(run, algo, args, cache, resume=False)
+
+
+def _join(args: argparse.Namespace) -> None:
+    """Join the jax.distributed job that --coordinator, --num-processes and --process-id name
+    (all three, or none: a one-process run); UsageError for values it would refuse."""
+    from rlkit.training import distributed
+
+    coordinator = getattr(args, "coordinator", None)
+    count, index = getattr(args, "num_processes", None), getattr(args, "process_id", None)
+    if coordinator is None:
+        if count is not None or index is not None:
+            raise UsageError("--num-processes and --process-id need --coordinator HOST:PORT")
+        return
+    if count is None or index is None:
+        raise UsageError("--coordinator needs --num-processes and --process-id")
+    timeout = specs.check_int("--join-timeout", args.join_timeout, 1, 86_400)
+    try:
+        distributed.check_settings(coordinator, count, index)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    distributed.initialize(coordinator, count, index, timeout)
+
+
+def _check_split(seeds: int) -> None:
+    """UsageError unless the seeds divide over the processes (one slice each)."""
+    from rlkit.training import distributed
+
+    count = distributed.process_count()
+    if seeds % count:
+        raise UsageError(f"--seeds {seeds} does not divide over --num-processes {count}")
+
+
+def _agree(failure: Exception | None, what: str) -> None:
+    """Raise `failure` (a process-0 step failed) in every process: the others raise a
+    RunFailure saying `what`, so that none goes on to train alone."""
+    from rlkit.training import distributed
+
+    if distributed.any_process(failure is not None):
+        raise failure or RunFailure(f"{what} (see its error)")
+
+
+def _elsewhere(args: argparse.Namespace) -> Path:
+    """The run folder as a process other than 0 names it in messages (it writes nothing)."""
+    return Path(args.resume or Path(args.runs_dir) / (args.name or "<process 0's run>"))
 
 
 def _resume(args: argparse.Namespace) -> int:
@@ -85,6 +150,7 @@ def _resume(args: argparse.Namespace) -> int:
     if not config_file.is_file():
         raise UsageError(f"{folder} is not a run directory (it has no config.yaml)")
     spec = specs.resolve(None, config_file=str(config_file))
+    _check_split(spec.seeds)
     algo = spec.module.make(spec.config, spec.env, spec.env_params)
     cache = enable_compilation_cache()
     run = _open_run(folder, spec, algo, args)
@@ -92,10 +158,11 @@ def _resume(args: argparse.Namespace) -> int:
 
 
 def _train(run: Any, algo: Any, args: Any, cache: Any, resume: bool) -> int:
+    from rlkit.training import distributed
     from rlkit.training.checkpoints import CheckpointError
     from rlkit.training.runner import Runner
 
-    spec = run.spec
+    spec, primary = run.spec, distributed.is_primary()
     chunk = chunk_length(algo.num_iterations, run.interval)
     every = args.checkpoint_every
     if every is None:
@@ -105,29 +172,38 @@ def _train(run: Any, algo: Any, args: Any, cache: Any, resume: bool) -> int:
     if resume:
         start = run.restore(runner)
         if start[0] >= algo.num_iterations and (run.folder / "summary.json").exists():
-            print(f"rlkit: {run.folder} has finished training; nothing to resume", file=sys.stderr)
+            if primary:
+                print(
+                    f"rlkit: {run.folder} has finished training; nothing to resume", file=sys.stderr
+                )
             run.close()
             return 0
-        print(
-            f"rlkit: resuming {spec.algo} on {spec.env_name} at iteration {start[0]} of "
-            f"{algo.num_iterations} ({run.folder})",
-            file=sys.stderr,
-        )
+        if primary:
+            print(
+                f"rlkit: resuming {spec.algo} on {spec.env_name} at iteration {start[0]} of "
+                f"{algo.num_iterations} ({run.folder})",
+                file=sys.stderr,
+            )
     save = run.saver(every)
     wall_start = time.perf_counter()
-    with _stop_on_signals() as stop_requested:
+    with _stop_on_signals() as asked:
+
+        def stop_requested() -> bool:  # asked of any process: every process stops there
+            return distributed.any_process(asked())
+
         try:
             run.start(0 if start is None else start[0], resumed=start is not None)
+            latch = StopLatch(stop_requested, save)
             result = runner.train(
                 num_seeds=spec.seeds,
                 seed=spec.seed,
                 chunk_target=chunk,
                 sinks=[run.sink],
-                progress=not args.no_progress,
+                progress=not args.no_progress and primary,
                 eval_episodes=args.eval_episodes,
                 start=start,
-                on_chunk=lambda iteration, state: save(iteration, state, stop_requested()),
-                should_stop=stop_requested,
+                on_chunk=latch.save_then_read,
+                should_stop=latch.read,
             )
             if result.completed:
                 summary = run.write_summary(result, time.perf_counter() - wall_start, cache)
@@ -139,12 +215,15 @@ def _train(run: Any, algo: Any, args: Any, cache: Any, resume: bool) -> int:
         except (CheckpointError, OSError) as error:
             raise _failure(error, run) from error
     if not result.completed:
-        print(
-            f"rlkit: stopped at iteration {result.iteration} of {algo.num_iterations}; "
-            f"checkpoint saved; continue with: rlkit train --resume {run.folder}",
-            file=sys.stderr,
-        )
+        if primary:
+            print(
+                f"rlkit: stopped at iteration {result.iteration} of {algo.num_iterations}; "
+                f"checkpoint saved; continue with: rlkit train --resume {run.folder}",
+                file=sys.stderr,
+            )
         return EXIT_INTERRUPTED
+    if not primary:
+        return 0
     ev = summary["evaluation"]
     print(
         f"rlkit: final deterministic evaluation: mean return {ev['mean_return']:.3f} "
@@ -171,6 +250,24 @@ def _failure(error: BaseException, run: Any) -> BaseException:
     if isinstance(error, OSError):
         return RunFailure(f"cannot write the run in {run.folder}: {_reason(error)}; {where}")
     return error
+
+
+class StopLatch:
+    """Reads "was a stop asked?" once per chunk, so the chunk's save and the runner's stop
+    agree: a signal that lands between them waits for the next chunk, never stops a run whose
+    last chunk was not saved."""
+
+    def __init__(self, asked: Any, save: Any) -> None:
+        self.asked, self.save, self.stopping = asked, save, False
+
+    def save_then_read(self, iteration: int, state: Any) -> None:
+        """on_chunk: read the stop request, then save (a stop forces a save)."""
+        self.stopping = self.asked()
+        self.save(iteration, state, self.stopping)
+
+    def read(self) -> bool:
+        """should_stop: what this chunk's save saw."""
+        return self.stopping
 
 
 def chunk_length(num_iterations: int, log_interval: int) -> int:
@@ -217,8 +314,16 @@ def _create_folder(args: argparse.Namespace, spec: Any) -> Path:
 
 def _open_run(folder: Path, spec: Any, algo: Any, args: Any) -> Any:
     from rlkit.cli.run import Run
+    from rlkit.training import distributed
 
-    return Run(folder, spec, algo, keep=args.keep_checkpoints, wandb=args.wandb)
+    return Run(
+        folder,
+        spec,
+        algo,
+        keep=args.keep_checkpoints,
+        wandb=args.wandb,
+        writer=distributed.is_primary(),
+    )
 
 
 @contextlib.contextmanager
