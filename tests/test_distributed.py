@@ -172,3 +172,33 @@ def test_seeds_that_do_not_divide_over_the_processes_are_refused_by_every_proces
         assert rc == 2, err[-2000:]
         assert _lines(err) == ["rlkit: error: --seeds 3 does not divide over --num-processes 2"]
     assert not (tmp_path / "runs").exists()
+
+
+SWEEP = [
+    "sweep",
+    *COMMAND[1 : COMMAND.index("--seeds")],
+    *("--seeds", "2", "--grid", "learning_rate=1e-3,3e-3"),
+    *COMMAND[COMMAND.index("--steps") :],
+]  # the same tiny PPO: 2 grid points x 2 seeds = 4 members, 2 on each process
+
+
+def test_a_two_process_sweep_gives_the_numbers_of_one_process_with_two_devices(tmp_path):
+    port = _free_port()
+    procs = {
+        "job": _start([*SWEEP, "--runs-dir", str(tmp_path / "job"), *_job(port, 0)], 1),
+        "other": _start([*SWEEP, "--runs-dir", str(tmp_path / "other"), *_job(port, 1)], 1),
+        "alone": _start([*SWEEP, "--runs-dir", str(tmp_path / "alone")], 2),
+    }
+    for name, proc in procs.items():
+        rc, err = _finish(proc)
+        assert rc == 0, f"{name}: {err[-3000:]}"
+    assert not (tmp_path / "other").exists()
+    job, alone = tmp_path / "job" / "run", tmp_path / "alone" / "run"
+    points = [json.loads((r / "summary.json").read_text())["points"] for r in (job, alone)]
+    assert [p["per_seed_mean_return"] for p in points[0]] == [
+        p["per_seed_mean_return"] for p in points[1]
+    ]
+    assert _rows(job / "group_0") == _rows(alone / "group_0")
+    assert {(r["point"], r["seed"]) for r in _rows(job / "group_0")} == {
+        (0, 0), (0, 1), (1, 0), (1, 1)
+    }  # fmt: skip

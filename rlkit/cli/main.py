@@ -89,8 +89,14 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help=f"environment steps per seed between metrics rows (default {DEFAULT_LOG_EVERY})",
     )
     train.add_argument("--wandb", action="store_true", help="also log to Weights & Biases")
-    multi = train.add_argument_group(
-        "several processes (jax.distributed; the seeds split over them, process 0 writes)"
+    add_job_arguments(train)
+
+
+def add_job_arguments(parser: argparse.ArgumentParser) -> None:
+    """--coordinator, --num-processes, --process-id, --join-timeout: one process of a
+    jax.distributed job (rlkit.cli.train._join)."""
+    multi = parser.add_argument_group(
+        "several processes (jax.distributed; the members split over them, process 0 writes)"
     )
     multi.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address")
     multi.add_argument("--num-processes", type=int, metavar="N", help="processes in the job")

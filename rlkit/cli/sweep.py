@@ -95,15 +95,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "instead of training here",
     )
     p.add_argument("--out", help="with --wandb: the definition file (default wandb-sweep.yaml)")
+    from rlkit.cli.main import add_job_arguments
+
+    add_job_arguments(p)
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
+    from rlkit.cli.train import _join
     from rlkit.training.devices import use_cpu_cores
 
     use_cpu_cores()
     specs.check_int("--keep-checkpoints", args.keep_checkpoints, 1, 1000)
     if args.checkpoint_every is not None:
         specs.check_int("--checkpoint-every", args.checkpoint_every, 0, specs.INT32_MAX)
+    _join(args)  # one process of a jax.distributed job, when the flags say so
     if args.resume is not None:
         return _resume(args)
     args.eval_episodes = 32 if args.eval_episodes is None else args.eval_episodes
@@ -114,16 +119,47 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         from rlkit.cli.wandb_sweep import write_definition
 
         return write_definition(spec, grid, args)
-    folder = _create_folder(args, spec)
-    record = spec.record("rlkit " + " ".join(argv))
-    _write_records(folder, record, grid, plan, args.eval_episodes)
+    _check_split(spec, plan)
+    from rlkit.cli.train import _agree, _elsewhere
+    from rlkit.training import distributed
+
+    folder, failure = _elsewhere(args), None
+    if distributed.is_primary():
+        try:
+            folder = _create_folder(args, spec)
+            record = spec.record("rlkit " + " ".join(argv))
+            _write_records(folder, record, grid, plan, args.eval_episodes)
+        except (UsageError, RunFailure) as error:
+            failure = error
+    _agree(failure, "process 0 could not create the sweep")
     total = sum(len(group.indices) for group, _ in plan)
-    print(
+    _say(
         f"rlkit: sweeping {spec.algo} on {spec.env_name}: {total} point(s) x {spec.seeds} "
-        f"seed(s) in {len(plan)} compiled program(s) -> {folder}",
-        file=sys.stderr,
+        f"seed(s) in {len(plan)} compiled program(s) -> {folder}"
     )
     return _sweep(folder, spec, grid, plan, args)
+
+
+def _say(line: str) -> None:
+    """A line on stderr, from process 0 only (of a jax.distributed job)."""
+    from rlkit.training import distributed
+
+    if distributed.is_primary():
+        print(line, file=sys.stderr)
+
+
+def _check_split(spec: Any, plan: list) -> None:
+    """UsageError unless every group's members divide over the job's processes."""
+    from rlkit.training import distributed
+
+    count = distributed.process_count()
+    for group, _ in plan:
+        members = (len(group.indices) if group.traced else 1) * spec.seeds
+        if members % count:
+            raise UsageError(
+                f"a group of {members} members (points x --seeds) does not divide over "
+                f"--num-processes {count}"
+            )
 
 
 # -- input ----------------------------------------------------------------------------------
@@ -284,7 +320,8 @@ def _resume(args: argparse.Namespace) -> int:
         raise UsageError(f"{folder}/sweep.yaml has no grid mapping")
     grid = _parse_grid(spec.module.Config, [], recorded)
     plan = _plan(spec, grid)
-    print(f"rlkit: resuming the sweep in {folder}", file=sys.stderr)
+    _check_split(spec, plan)
+    _say(f"rlkit: resuming the sweep in {folder}")
     return _sweep(folder, spec, grid, plan, args)
 
 
@@ -300,25 +337,27 @@ def _sweep(folder: Path, spec: Any, grid: dict, plan: list, args: argparse.Names
     wall_start = time.perf_counter()
     results: dict[int, dict[str, Any]] = {}
     for number, (group, algo) in enumerate(plan):
-        shown = ", ".join(f"{k}={v}" for k, v in group.static.items()) or "traced values only"
-        print(
+        static = group.static.items()
+        shown = ", ".join(f"{k}={json.dumps(_plain(v))}" for k, v in static) or "traced values only"
+        _say(
             f"rlkit: group {number + 1}/{len(plan)} ({shown}): {len(group.indices)} point(s) x "
-            f"{spec.seeds} seed(s) in one program",
-            file=sys.stderr,
+            f"{spec.seeds} seed(s) in one program"
         )
         outcome = train_group(folder / f"group_{number}", spec, group, algo, args, cache)
         if outcome is None:
-            print(
+            _say(
                 f"rlkit: sweep stopped in group {number + 1}/{len(plan)}; checkpoint saved; "
-                f"continue with: rlkit sweep --resume {folder}",
-                file=sys.stderr,
+                f"continue with: rlkit sweep --resume {folder}"
             )
             return EXIT_INTERRUPTED
         for index, per_seed in zip(group.indices, outcome["per_point"], strict=True):
             results[index] = {"group": number, **per_seed}
     summary = _summary(spec, grid, points(grid), results, time.perf_counter() - wall_start)
-    _write_summary(folder, summary)
-    _print_table(summary)
+    from rlkit.training import distributed
+
+    if distributed.is_primary():
+        _write_summary(folder, summary)
+        _print_table(summary)
     return 0
 
 

@@ -35,8 +35,9 @@ class GroupRun(Run):
         keep: int,
         point_indices: list[int],
         num_seeds: int,
+        writer: bool = True,
     ) -> None:
-        super().__init__(folder, spec, algo, keep=keep, wandb=False)
+        super().__init__(folder, spec, algo, keep=keep, wandb=False, writer=writer)
         self.point_indices = list(point_indices)
         self.num_seeds = num_seeds
 
@@ -44,12 +45,16 @@ class GroupRun(Run):
         return self.point_indices[member // self.num_seeds], member % self.num_seeds
 
     def start(self, iteration: int, resumed: bool) -> None:
+        if not self.writer:
+            return
         resume_step = self._env_steps(iteration) if resumed else None
         members = len(self.point_indices) * self.num_seeds
         names = ["point_{}_seed_{}".format(*self._label(m)) for m in range(members)]
         self._sinks = [TensorBoardSink(self.folder, members, resume_step=resume_step, names=names)]
 
     def sink(self, first_iteration: int, metrics: dict[str, np.ndarray]) -> None:
+        if not self.writer:
+            return
         rows = aggregate(
             first_iteration,
             metrics,
@@ -80,19 +85,32 @@ def train_group(
         _stop_on_signals,
         chunk_length,
     )
+    from rlkit.training import distributed
     from rlkit.training.runner import Runner
 
     summary_file = folder / "summary.json"
     if summary_file.is_file():
         return _finished(summary_file)
-    if folder.exists() and not _has_checkpoint(folder):
+    resume = _has_checkpoint(folder)  # read by every process of a job before any writes
+    distributed.any_process(False)  # (a barrier: the reads above come first)
+    primary = distributed.is_primary()
+    if primary and folder.exists() and not resume:
         shutil.rmtree(folder)  # killed before its first checkpoint: nothing to continue from
-    folder.mkdir(parents=True, exist_ok=True)
+    if primary:
+        folder.mkdir(parents=True, exist_ok=True)
     gspec = group_spec(spec, group, algo)
-    run = GroupRun(folder, gspec, algo, args.keep_checkpoints, list(group.indices), spec.seeds)
+    run = GroupRun(
+        folder,
+        gspec,
+        algo,
+        args.keep_checkpoints,
+        list(group.indices),
+        spec.seeds,
+        writer=primary,
+    )
     runner = Runner(algo)
     points = {k: np.asarray(v, np.float32) for k, v in group.traced.items()} or None
-    start = run.restore(runner) if _has_checkpoint(folder) else None
+    start = run.restore(runner) if resume else None
     chunk = chunk_length(algo.num_iterations, run.interval)
     every = args.checkpoint_every
     save = run.saver(CHUNKS_PER_CHECKPOINT * chunk if every is None else every)
@@ -130,7 +148,9 @@ def _per_point(algo: Any, result: Any, num_points: int, num_seeds: int) -> list[
     import jax
 
     returns = np.asarray(result.evaluation["returns"], np.float64).mean(axis=1)
-    params = jax.device_get(jax.vmap(algo.policy_params)(result.state))
+    from rlkit.training.distributed import to_host
+
+    params = to_host(jax.vmap(algo.policy_params)(result.state))  # from every process
     finite = np.ones(returns.shape[0], bool)
     for leaf in jax.tree.leaves(params):
         leaf = np.asarray(leaf)
