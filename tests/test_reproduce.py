@@ -104,9 +104,13 @@ def test_tuned_defaults_are_said_recorded_and_switched_off_by_defaults(capsys) -
         "rlkit: using tuned defaults paper_configs/dqn_cartpole_tuned.yaml "
         "(--defaults for dqn's reference defaults)\n"
     )
-    # RL Zoo's CartPole-v1 DQN, not CleanRL's reference defaults (agents/dqn.py).
-    assert (tuned.config.train_frequency, tuned.config.gradient_steps) == (256, 128)
-    assert tuned.config.total_steps == 50_000 and tuned.preset == "zoo/CartPole"
+    # The tuned 50k-step DQN (rejax's settings, tuned), not CleanRL's reference defaults.
+    assert (tuned.config.num_envs, tuned.config.tau, tuned.config.learning_rate) == (
+        10,
+        0.05,
+        2.5e-3,
+    )
+    assert tuned.config.total_steps == 50_000 and tuned.preset == "rlkit/CartPole-50k"
     assert tuned.record("")["paper_config"] == "paper_configs/dqn_cartpole_tuned.yaml"
     # --steps and --set still override the tuned values.
     assert resolve("dqn", env="CartPole-v1", steps=60_000).config.total_steps == 60_000
