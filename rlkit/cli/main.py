@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import re
 import sys
+import threading
 from typing import NoReturn
 
 from rlkit.cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, RunFailure, UsageError
@@ -162,6 +164,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except KeyboardInterrupt:
         print("rlkit: interrupted", file=sys.stderr)
+        if threading.active_count() > 1:
+            # A second signal stops at once, maybe in the middle of a compiled program whose
+            # threads (and a checkpoint's background write) are still running: tearing the
+            # interpreter down under them crashed (SIGSEGV, exit 139). What is saved is saved;
+            # leave without the teardown.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
 
 
