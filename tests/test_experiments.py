@@ -17,6 +17,7 @@ import envs
 from agents import ppo
 from rlkit.nets.actor_critic import PolicyEval
 from rlkit.ops.distributions import Categorical
+from rlkit.report.stats import summary
 from rlkit.training.runner import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,3 +102,21 @@ def test_munchausen_target_matches_an_independent_computation(munchausen):
         soft = np.sum(pi_next * (q_table[next_obs] - tau * log_softmax(q_table[next_obs])))
         expected.append(reward + bonus + gamma * (1 - done) * soft)
     np.testing.assert_allclose(y, expected, rtol=1e-5)
+
+
+def test_a_quick_study_writes_its_table_and_plots_with_the_statistics_of_its_final_returns(
+    tmp_path, monkeypatch
+):
+    # The GAE-lambda sweep at its smoke-test budget: 7 lambdas x 2 seeds in one program.
+    monkeypatch.syspath_prepend(str(ROOT / "experiments"))  # the studies import _study
+    arms = load("gae_lambda").main(["--quick", "--out", str(tmp_path)])
+    for name in ("table.md", "curves.png", "curves.svg", "sweep.png", "sweep.svg"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    table = (tmp_path / "table.md").read_text()
+    assert [a.result.values["gae_lambda"] for a in arms] == [0.0, 0.5, 0.8, 0.9, 0.95, 0.99, 1.0]
+    for arm in arms:
+        assert arm.result.final.shape == (2,) and np.isfinite(arm.result.final).all()
+        s = summary(arm.result.final)
+        lo, hi = s["ci95"]["iqm"]
+        row = f"| {arm.result.label} | 2 | {s['mean']:.1f} | {s['median']:.1f} "
+        assert f"{row}| {s['iqm']:.1f} [{lo:.1f}, {hi:.1f}] |" in table
