@@ -35,6 +35,7 @@ __all__ = [
     "RunSpec",
     "read_config_file",
     "resolve",
+    "resolve_args",
 ]
 
 MAX_SEEDS = 10_000
@@ -214,6 +215,24 @@ def resolve(
         preset,
         log_every,
         paper_config,
+    )
+
+
+def resolve_args(args: Any, sweep: bool = False) -> RunSpec:
+    """`resolve` of a parsed command line's run options (algo, --env, --preset, --config,
+    --steps, --set, --env-set, --seeds, --seed and, where the command has it, --log-every)."""
+    return resolve(
+        args.algo,
+        env=args.env,
+        preset=args.preset,
+        config_file=args.config,
+        steps=args.steps,
+        sets=args.set,
+        env_sets=args.env_set,
+        seeds=args.seeds,
+        seed=args.seed,
+        log_every=getattr(args, "log_every", None),
+        sweep=sweep,
     )
 
 

@@ -204,19 +204,7 @@ def _parse_grid(config_cls: type, items: list[str], from_file: dict | None) -> d
 def _resolve(args: argparse.Namespace) -> tuple[Any, dict[str, list]]:
     """The base RunSpec and the checked grid (every point's Config is built, so a bad value of
     any point is refused before anything is written)."""
-    spec = specs.resolve(
-        args.algo,
-        env=args.env,
-        preset=args.preset,
-        config_file=args.config,
-        steps=args.steps,
-        sets=args.set,
-        env_sets=args.env_set,
-        seeds=args.seeds,
-        seed=args.seed,
-        log_every=args.log_every,
-        sweep=True,
-    )
+    spec = specs.resolve_args(args, sweep=True)
     file_grid = None
     if args.config is not None:
         file_grid = specs.read_config_file(args.config, sweep=True).get("grid")

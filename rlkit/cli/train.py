@@ -49,18 +49,7 @@ def run_train(args: argparse.Namespace, argv: list[str]) -> int:
     _join(args)  # before JAX starts, too
     if args.resume is not None:
         return _resume(args)
-    spec = specs.resolve(
-        args.algo,
-        env=args.env,
-        preset=args.preset,
-        config_file=args.config,
-        steps=args.steps,
-        sets=args.set,
-        env_sets=args.env_set,
-        seeds=args.seeds,
-        seed=args.seed,
-        log_every=args.log_every,
-    )
+    spec = specs.resolve_args(args)
     _check_split(spec.seeds)
     algo = spec.module.make(spec.config, spec.env, spec.env_params)
     primary = distributed.is_primary()
