@@ -11,11 +11,14 @@ at once (the two of the job need each other; the reference shares the cores mean
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,11 +38,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# One compilation cache for the module's processes: the sweep's members have the shapes of the
+# run's seeds, so its chunk and evaluation programs load from what the run compiled.
+_CACHE = tempfile.mkdtemp(prefix="rlkit-distributed-cache-")
+atexit.register(shutil.rmtree, _CACHE, True)
+
+
 def _env(devices: int) -> dict[str, str]:
     return {
         **os.environ,
         "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
-        "RLKIT_CACHE_DIR": "off",
+        "RLKIT_CACHE_DIR": _CACHE,
     }
 
 
