@@ -77,9 +77,14 @@ class Run:
             self.algo.steps_per_iteration,
             self.algo.init_steps,
         )
-        self.directory.write_rows(rows)
+        self.directory.write_rows(self.file_rows(rows))
         for sink in self._sinks:
             sink.write(rows)
+
+    def file_rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The rows as metrics.jsonl holds them (a run: as they are; a sweep group labels each
+        member with its point and seed)."""
+        return rows
 
     def _env_steps(self, iteration: int) -> int:
         return self.algo.init_steps + iteration * self.algo.steps_per_iteration

@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 
 from rlkit.cli.run import Run
-from rlkit.report.metrics import aggregate
 from rlkit.report.tensorboard import TensorBoardSink
 
 __all__ = ["GroupRun", "train_group"]
@@ -52,23 +51,14 @@ class GroupRun(Run):
         names = ["point_{}_seed_{}".format(*self._label(m)) for m in range(members)]
         self._sinks = [TensorBoardSink(self.folder, members, resume_step=resume_step, names=names)]
 
-    def sink(self, first_iteration: int, metrics: dict[str, np.ndarray]) -> None:
-        if not self.writer:
-            return
-        rows = aggregate(
-            first_iteration,
-            metrics,
-            self.interval,
-            self.algo.steps_per_iteration,
-            self.algo.init_steps,
-        )
+    def file_rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Each member's row labelled with its point and its seed within the point (the
+        TensorBoard sinks get the rows by member: their folder names carry the labels)."""
         labelled = []
         for row in rows:
             point, seed = self._label(row["seed"])
             labelled.append({"iteration": row["iteration"], "point": point, **row, "seed": seed})
-        self.directory.write_rows(labelled)
-        for sink in self._sinks:
-            sink.write(rows)  # indexed by member: the folder names carry the labels
+        return labelled
 
 
 def train_group(
