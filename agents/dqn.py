@@ -17,7 +17,8 @@ proportional prioritised replay (Schaul et al. 2016: P(i) ~ p_i^alpha, p_i = |TD
 annealed linearly to 1 over training). The target network follows the online one every
 `target_update_period` gradient steps: theta' <- tau theta + (1 - tau) theta' (tau = 1: a hard
 copy). `dueling` gives the dueling head (Wang et al. 2016). Epsilon decays linearly from
-start_epsilon to end_epsilon over the first exploration_fraction of total_steps.
+start_epsilon to end_epsilon over the first exploration_fraction of total_steps. With
+`anneal_lr` the learning rate of a gradient step is learning_rate (1 - env_steps / total_steps).
 
 Action masks (environments that expose `action_mask`, such as GridWorld) are honoured when acting
 (greedy = masked argmax, exploration uniform over the allowed actions) and in the targets (max
@@ -72,6 +73,7 @@ class Config:
     batch_size: int = fields.batch_size(128, "CleanRL: 128")
     learning_starts: int = fields.learning_starts(10_000, "CleanRL: 10k")
     learning_rate: float = fields.learning_rate(2.5e-4, "CleanRL: 2.5e-4")
+    anneal_lr: bool = fields.anneal_lr(False, "CleanRL: constant; PureJaxRL's DQN: optional")
     gamma: float = fields.gamma(0.99, "CleanRL: 0.99")
     target_update_period: int = fields.target_update_period(
         50, "CleanRL: every 500 env steps, i.e. 50 gradient steps at train_frequency 10"
@@ -248,10 +250,10 @@ class DQN:
         stats = {"loss": loss, "q_mean": q_taken.mean(), "grad_norm": grad_norm}
         return learner, jnp.abs(td), stats
 
-    def learn_prioritised(self, state: TrainState, key: jax.Array) -> tuple:
+    def learn_prioritised(self, state: TrainState, key: jax.Array, h: dict) -> tuple:
         """The iteration's gradient steps, each on a prioritised batch whose windows then get
-        their |TD errors| as priorities."""
-        h, core = state.hparams, self.core
+        their |TD errors| as priorities (`h`: the iteration's hyperparameters)."""
+        core = self.core
         done = progress(state.env_steps, self.config.total_steps)
         beta = linear(h["priority_beta_start"], 1.0, done)
 
@@ -271,8 +273,11 @@ class DQN:
 
     def learn(self, state: TrainState, key: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
         h = state.hparams
+        if self.config.anneal_lr:
+            done = progress(state.env_steps, self.config.total_steps)
+            h = {**h, "learning_rate": h["learning_rate"] * (1.0 - done)}
         if self.config.prioritised:
-            state, stats = self.learn_prioritised(state, key)
+            state, stats = self.learn_prioritised(state, key, h)
         else:
             weights = jnp.ones((self.config.batch_size,), jnp.float32)
             learner, stats = jax.lax.scan(

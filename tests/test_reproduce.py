@@ -105,10 +105,12 @@ def test_tuned_defaults_are_said_recorded_and_switched_off_by_defaults(capsys) -
         "(--defaults for dqn's reference defaults)\n"
     )
     # The tuned 50k-step DQN (rejax's settings, tuned), not CleanRL's reference defaults.
-    assert (tuned.config.num_envs, tuned.config.tau, tuned.config.learning_rate) == (
+    config = tuned.config
+    assert (config.num_envs, config.tau, config.learning_rate, config.anneal_lr) == (
         10,
         0.05,
-        2.5e-3,
+        5e-3,
+        True,
     )
     assert tuned.config.total_steps == 50_000 and tuned.preset == "rlkit/CartPole-50k"
     assert tuned.record("")["paper_config"] == "paper_configs/dqn_cartpole_tuned.yaml"
