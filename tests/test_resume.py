@@ -40,10 +40,10 @@ CASES = {
         100,
     ),
     "dqn": (
-        "dqn --env CartPole-v1 --steps 160500 --set num_envs=4 --set learning_starts=500 "
+        "dqn --env CartPole-v1 --steps 40500 --set num_envs=4 --set learning_starts=500 "
         "--set buffer_size=4000 --set prioritised=true --set n_step=3 --set batch_size=64 "
         "--set hidden=[32,32] --log-every 400",
-        2000,  # 4 copies x train_frequency 10 = 40 steps per iteration
+        500,  # 4 copies x train_frequency 10 = 40 steps per iteration
     ),
     "sac": (
         "sac --env Pendulum-v1 --steps 6200 --set learning_starts=200 --set hidden=[32,32] "
