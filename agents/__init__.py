@@ -19,6 +19,7 @@ ALGORITHMS: dict[str, tuple[str, str]] = {
     "ppo": ("agents.ppo", "PPO: clipped surrogate, GAE, minibatch epochs"),
     "dqn": ("agents.dqn", "DQN: target net, double-Q, prioritised, n-step, dueling"),
     "sac": ("agents.sac", "SAC: twin Q, tanh-Gaussian or discrete actor, auto temperature"),
+    "qlearning": ("agents.qlearning", "Q-learning: tabular, on environments with finite states"),
 }
 
 

@@ -22,6 +22,19 @@ must reach the goal named by its goal signal: one of the green "plus" goals or o
   goal signal [1, 0] = plus, [0, 1] = ex. `obs_mode="image"`: {"image": float32[64, 84, 3] in
   [0, 1], "goal": float32[2]}, a synthetic top-down render of ML-Agents' 84 x 64 orthographic
   camera (see `render_image`).
+- Finite states (`rlkit.core.tabular.FiniteStates`): apart from the step counter, a state is a
+  board (the set P of plus cells, the set E of ex cells), the agent's cell c and the goal kind k,
+  and the planes observation shows all four. Index (mixed radix, n = grid_size**2 cells,
+  p = num_plus_goals, e = num_ex_goals):
+
+      index = ((k C(n, p) + rank(P)) C(n - p, e) + rank(E among the cells outside P)) n + c,
+
+  rank the combinatorial number system, rank({c_1 < ... < c_m}) = sum_j C(c_j, j) (j from 1),
+  so there are 2 C(n, p) C(n - p, e) n states: 30000 on the default board. The agent may stand on
+  a goal: such states are the final observations of terminated steps (never acted in, never
+  bootstrapped from), indexed so that every planes observation has an index. The step counter is
+  not part of the index: the time limit is a truncation (a cut that bootstraps), not a state of
+  the task, so the tabular model is the task without it.
 
 Source: Unity ML-Agents release_19, Examples/GridWorld (GridAgent.cs, GridArea.cs, Area.prefab);
 facts in /work/shared/reference/ML-AGENTS.md section 2.
@@ -30,6 +43,8 @@ facts in /work/shared/reference/ML-AGENTS.md section 2.
 from __future__ import annotations
 
 import functools
+import itertools
+import math
 from typing import Any
 
 import jax
@@ -38,7 +53,7 @@ import numpy as np
 from flax import struct
 from gymnax.environments import environment
 
-from rlkit.core.config import ConfigError
+from rlkit.core.config import INT_MAX, ConfigError
 from rlkit.core.env import Environment
 from rlkit.core.spaces import Box, Dict, Discrete
 
@@ -201,6 +216,69 @@ class GridWorld(Environment):
             return Dict({"image": image, "goal": goal})
         return Box(0.0, 1.0, (params.grid_size**2 * 3 + 2,), jnp.float32)
 
+    # -- finite states (rlkit.core.tabular.FiniteStates; module docstring) -----------------------
+
+    def num_states(self, params: EnvParams) -> int:
+        """2 C(n, p) C(n - p, e) n: every (goal kind, board, agent cell), n = grid_size**2."""
+        _check_params(params)
+        n, p, e = params.grid_size**2, params.num_plus_goals, params.num_ex_goals
+        count = 2 * math.comb(n, p) * math.comb(n - p, e) * n
+        if count > INT_MAX:
+            raise ConfigError(f"GridWorld's {count} states do not fit an int32 index")
+        return count
+
+    def state_index(self, state: EnvState, params: EnvParams) -> jax.Array:
+        """int32[] index of `state` (module docstring); the step counter is ignored."""
+        n, g = params.grid_size**2, params.grid_size
+
+        def members(cells: jax.Array) -> jax.Array:  # [m, 2] (x, z) -> bool[n]
+            return jnp.zeros(n, bool).at[cells[:, 0] * g + cells[:, 1]].set(True)
+
+        agent = state.agent[0] * g + state.agent[1]
+        plus, ex = members(state.plus_goals), members(state.ex_goals)
+        return _board_index(agent, plus, ex, state.goal, params)
+
+    def obs_index(self, obs: jax.Array, params: EnvParams) -> jax.Array:
+        """int32[] index of the state a planes observation float32[3 n + 2] shows (module
+        docstring): the agent plane's hot cell, the goal planes' sets, the goal signal's kind."""
+        if self.obs_mode != "planes":
+            raise ConfigError("GridWorld's obs_index reads planes observations (obs_mode='planes')")
+        n = params.grid_size**2
+        cells = obs[: 3 * n].reshape(n, 3) > 0.5  # cell x * grid_size + z, channels as planes
+        agent = jnp.argmax(cells[:, 0]).astype(jnp.int32)
+        goal = jnp.argmax(obs[3 * n : 3 * n + 2]).astype(jnp.int32)
+        return _board_index(agent, cells[:, 1], cells[:, 2], goal, params)
+
+    def enumerate_states(self, params: EnvParams) -> EnvState:
+        """Every state in index order: an EnvState whose leaves have a leading axis [S], row i the
+        state of index i (time 0, not terminal; goal cells in increasing cell order)."""
+        kinds, plus, ex, agent = _enumeration(
+            params.grid_size, params.num_plus_goals, params.num_ex_goals
+        )
+        g, count = params.grid_size, len(kinds)
+
+        def xz(cells: np.ndarray) -> jax.Array:
+            return jnp.asarray(np.stack([cells // g, cells % g], axis=-1), jnp.int32)
+
+        return EnvState(
+            agent=xz(agent),
+            plus_goals=xz(plus),
+            ex_goals=xz(ex),
+            goal=jnp.asarray(kinds, jnp.int32),
+            terminal=jnp.zeros(count, bool),
+            time=jnp.zeros(count, jnp.int32),
+        )
+
+    def initial_distribution(self, params: EnvParams) -> jax.Array:
+        """float32[S], the probability of each state after `reset`: uniform over the states whose
+        agent stands on no goal (the reset draws distinct cells and a fair goal kind)."""
+        _, plus, ex, agent = _enumeration(
+            params.grid_size, params.num_plus_goals, params.num_ex_goals
+        )
+        on_goal = np.concatenate([plus, ex], axis=1) == agent[:, None]
+        start = ~on_goal.any(axis=1)
+        return jnp.asarray(start / start.sum(), jnp.float32)
+
     def _observe(self, state: EnvState, params: EnvParams) -> Any:
         goal = jax.nn.one_hot(state.goal, 2, dtype=jnp.float32)
         planes = render_planes(state, params)
@@ -221,6 +299,64 @@ def _check_params(params: EnvParams) -> None:
             f"{needed} distinct cells (goals + agent) do not fit on a "
             f"{params.grid_size}x{params.grid_size} grid"
         )
+
+
+@functools.cache
+def _binomials(n: int, m: int) -> np.ndarray:
+    """int32[n + 1, m + 1], entry [c, j] = C(c, j) (0 where j > c)."""
+    return np.array([[math.comb(c, j) for j in range(m + 1)] for c in range(n + 1)], np.int32)
+
+
+def subset_rank(members: jax.Array, size: int) -> jax.Array:
+    """Rank of a `size`-subset of range(n) in the combinatorial number system (colex order).
+
+    members: bool[n] with exactly `size` True entries at c_1 < ... < c_size -> int32[]
+    sum_j C(c_j, j), j from 1; the ranks of all C(n, size) subsets are 0 .. C(n, size) - 1.
+    """
+    table = jnp.asarray(_binomials(members.shape[0], size))
+    position = jnp.clip(jnp.cumsum(members), 0, size)  # j of each member
+    terms = table[jnp.arange(members.shape[0]), position]
+    return jnp.sum(jnp.where(members, terms, 0)).astype(jnp.int32)
+
+
+def _board_index(
+    agent: jax.Array, plus: jax.Array, ex: jax.Array, goal: jax.Array, params: EnvParams
+) -> jax.Array:
+    """The module docstring's index of agent cell int[], plus and ex cell sets bool[n] and goal
+    kind int[]: ex cells are ranked by their position among the cells outside P."""
+    n, p, e = params.grid_size**2, params.num_plus_goals, params.num_ex_goals
+    outside = jnp.arange(n) - jnp.cumsum(plus)  # position of each cell among those outside P
+    ex_outside = jnp.zeros(n - p, bool).at[jnp.where(ex, outside, n - p)].set(True, mode="drop")
+    board = goal * math.comb(n, p) + subset_rank(plus, p)
+    board = board * math.comb(n - p, e) + subset_rank(ex_outside, e)
+    return (board * n + agent).astype(jnp.int32)
+
+
+def _subsets(n: int, size: int) -> np.ndarray:
+    """All `size`-subsets of range(n) in rank order (`subset_rank`): int64[C(n, size), size]."""
+    subsets = np.array(list(itertools.combinations(range(n), size)), np.int64)
+    subsets = subsets.reshape(math.comb(n, size), size)
+    ranks = sum(_binomials(n, size)[subsets[:, j], j + 1] for j in range(size))
+    return subsets[np.argsort(ranks)]
+
+
+@functools.cache
+def _enumeration(grid_size: int, num_plus: int, num_ex: int) -> tuple[np.ndarray, ...]:
+    """Every state's goal kind [S], plus cells [S, p], ex cells [S, e] and agent cell [S] (cells
+    numbered x * grid_size + z), in index order (module docstring): kind slowest, agent fastest."""
+    n = grid_size**2
+    plus_sets, ex_sets = _subsets(n, num_plus), _subsets(n - num_plus, num_ex)
+    boards_plus, boards_ex = [], []
+    for plus in plus_sets:
+        outside = np.setdiff1d(np.arange(n), plus)  # sorted: position -> cell
+        boards_plus.append(np.broadcast_to(plus, (len(ex_sets), num_plus)))
+        boards_ex.append(outside[ex_sets])
+    plus = np.tile(np.repeat(np.concatenate(boards_plus), n, axis=0), (2, 1))
+    ex = np.tile(np.repeat(np.concatenate(boards_ex), n, axis=0), (2, 1))
+    per_kind = len(plus_sets) * len(ex_sets) * n
+    kinds = np.repeat(np.arange(2), per_kind)
+    agent = np.tile(np.arange(n), 2 * len(plus_sets) * len(ex_sets))
+    return kinds, plus, ex, agent
 
 
 def distinct_integers(key: jax.Array, n: int, k: int) -> jax.Array:
