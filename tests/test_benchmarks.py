@@ -91,7 +91,7 @@ def _run(script: str, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize(
     ("script", "steps", "seeds"),
-    [("ppo.py", "1000", ["1"]), ("sac.py", "600", ["1", "2"]), ("dqn.py", "6000", ["1"])],
+    [("ppo.py", "1000", ["1", "2"]), ("sac.py", "600", ["1"]), ("dqn.py", "6000", ["1"])],
 )
 def test_benchmark_script_prints_one_row_per_seed_count(
     script: str, steps: str, seeds: list[str]
