@@ -20,6 +20,8 @@ ALGORITHMS: dict[str, tuple[str, str]] = {
     "dqn": ("agents.dqn", "DQN: target net, double-Q, prioritised, n-step, dueling"),
     "sac": ("agents.sac", "SAC: twin Q, tanh-Gaussian or discrete actor, auto temperature"),
     "qlearning": ("agents.qlearning", "Q-learning: tabular, on environments with finite states"),
+    "mcts": ("agents.mcts", "MCTS (mctx): Gumbel MuZero or PUCT planning with the env as model"),
+    "alphazero": ("agents.alphazero", "AlphaZero: self-play MCTS with a policy/value network"),
 }
 
 

@@ -40,6 +40,7 @@ RLKIT_ENVS: dict[str, Callable[..., Any]] = {
     "BalanceBall-v0": _lazy("balance_ball", "BalanceBall"),
     "BalanceBallHard-v0": _lazy("balance_ball", "BalanceBallHard"),
     "GridWorld-v0": _lazy("gridworld", "GridWorld"),
+    "TicTacToe-v0": _lazy("tictactoe", "TicTacToe"),
 }
 
 for _name, _factory in RLKIT_ENVS.items():

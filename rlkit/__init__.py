@@ -2,10 +2,14 @@
 
 The shared core, in layers (each imports only the layers before it in this list):
 
-    rlkit.ops      pure math: returns, losses, TD targets, distributions, optimisers, schedules
-    rlkit.core     contracts: the environment, spaces, wrappers, the Algorithm, config fields
+    rlkit.ops      pure math: returns, losses, TD targets, distributions, optimisers, schedules,
+                   dynamic programming on tabular models, fast-compiling PRNG keys
+    rlkit.core     contracts: the environment, spaces, wrappers, the Algorithm, config fields,
+                   finite-state environments (`tabular`), the env state a planner sees
     rlkit.nets     flax networks: torsos, heads, actor-critic, Q networks, actors
     rlkit.data     experience: rollout, replay, what on- and off-policy agents share
+    rlkit.planning Monte Carlo tree search (mctx) with the environment as its model (beside
+                   training, not above it)
     rlkit.training running: the runner, devices, the compilation cache, evaluation,
                    checkpoints, the divergence guard
     rlkit.report   what a run leaves: the run directory, metrics rows, TensorBoard and W&B

@@ -23,6 +23,7 @@ ALLOWED: dict[str, set[str]] = {
     "rlkit.nets": {"rlkit.ops", "rlkit.core"},
     "rlkit.data": {"rlkit.ops", "rlkit.core", "rlkit.nets"},
     "rlkit.training": {"rlkit.ops", "rlkit.core", "rlkit.nets", "rlkit.data"},
+    "rlkit.planning": {"rlkit.ops", "rlkit.core", "rlkit.nets", "rlkit.data"},
     "rlkit.report": {"rlkit.ops", "rlkit.core", "rlkit.nets", "rlkit.data", "rlkit.training"},
     "rlkit.bridges": {"rlkit.ops", "rlkit.core"},
     "rlkit.cli": {"rlkit", "agents", "envs", "paper_configs"},

@@ -1,4 +1,9 @@
-"""Evaluation episodes, separate from training: one finished episode per vectorised copy."""
+"""Evaluation episodes, separate from training: one finished episode per vectorised copy.
+
+An `act` with an `env_state` parameter (a planner: agents/mcts.py, agents/alphazero.py) also
+receives the state of the environment copies, [E, ...] (rlkit.core.env_state); every other
+`act` is called with observations only, as always.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from rlkit.core.env_state import WithEnvState, takes_env_state
 from rlkit.core.wrappers import as_vector_env
 from rlkit.data.rollout import reset_envs, rollout
 
@@ -29,14 +35,23 @@ def evaluate(
     Runs `max_steps` steps (default: the env's `max_steps_in_episode`, else 1000); an episode
     that has not ended by then counts with its return so far (`finished` says which ended).
     Returns dict(returns [E], lengths [E], finished [E]).
+
+    When `act` takes `env_state` (`takes_env_state`), it is called as act(policy_params, obs,
+    key, deterministic, mask, env_state=state), state that of `env`'s copies [E, ...].
     """
     if max_steps is None:
         max_steps = int(getattr(env_params, "max_steps_in_episode", 1000))
     venv = as_vector_env(env, num_episodes)
+    plans = takes_env_state(act)
+    if plans:
+        venv = WithEnvState(venv, env)
     reset_key, run_key = jax.random.split(key)
     carry = reset_envs(venv, env_params, reset_key)
 
     def policy(obs: Any, mask: jax.Array | None, key: jax.Array) -> tuple[jax.Array, dict]:
+        if plans:
+            state = obs["env_state"]
+            return act(policy_params, obs["obs"], key, deterministic, mask, env_state=state), {}
         return act(policy_params, obs, key, deterministic, mask), {}
 
     _, traj = rollout(venv, env_params, policy, carry, run_key, max_steps)

@@ -1,0 +1,280 @@
+"""TicTacToe-v0: tic-tac-toe as a two-player JAX environment, with exact reference opponents.
+
+Cells are numbered 0..8 row by row (cell 3 r + c is row r, column c). X moves first.
+
+- State: `board` int32[9] (0 empty, +1 X, -1 O), `player` int32 (+1: X to move, -1: O), `time`.
+- Actions (Discrete(9)): the cell the player to move marks.
+- Action mask (True = allowed): the empty cells.
+- Reward, to the player who moved: +1 when the move completes a row, column or diagonal of
+  their marks (a win; the game ends), 0 otherwise (a full board without a line is a draw and
+  ends the game). An illegal move (an occupied cell) ends the game as a loss for the mover:
+  reward -1, the board unchanged. Every ending is a termination; the game cannot run into the
+  time limit (9 moves fill the board).
+- Observation, from the view of the player to move (after the move: the opponent's):
+  float32[27], three one-hot planes of the board in cell order: the mover's marks, the
+  opponent's marks, the empty cells.
+- `num_players = 2`: a two-player alternating zero-sum game (rlkit.planning.mcts negates values
+  between the players). A self-play episode's return (the sum of both players' rewards) is 1
+  when either side wins, 0 for a draw and -1 for an illegal move.
+
+Reference opponents (players act on a batch of G games: (key, states, obs [G, 27], masks
+[G, 9]) -> actions int32[G]): `random_player` (uniform over the empty cells) and
+`minimax_player` (uniform over the moves that keep the game-theoretic value, from an exact
+table: `solve`). `play_match` measures a player's win/draw/loss rates against an opponent,
+playing first and second.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+from gymnax.environments import environment
+
+from rlkit.core.env import Environment
+from rlkit.core.spaces import Box, Discrete
+from rlkit.ops.prng import fast_compiling_key
+
+__all__ = [
+    "LINES",
+    "EnvParams",
+    "EnvState",
+    "Player",
+    "TicTacToe",
+    "encode",
+    "minimax_player",
+    "minimax_value",
+    "play_match",
+    "random_player",
+    "solve",
+]
+
+#: The 8 lines of three cells: rows, columns, diagonals.
+LINES = np.array(
+    [[0, 1, 2], [3, 4, 5], [6, 7, 8], [0, 3, 6], [1, 4, 7], [2, 5, 8], [0, 4, 8], [2, 4, 6]],
+    np.int32,
+)
+NUM_CELLS = 9
+
+#: player(key, states [G], obs float32[G, 27], masks bool[G, 9]) -> actions int32[G]
+Player = Callable[[jax.Array, Any, jax.Array, jax.Array], jax.Array]
+
+
+@struct.dataclass
+class EnvState(environment.EnvState):
+    """board: int32[9] (0 empty, +1 X, -1 O); player: int32 (+1 X or -1 O to move);
+    terminal: bool (the game ended at the last move); time: int32, moves made."""
+
+    board: jax.Array
+    player: jax.Array
+    terminal: jax.Array
+    time: jax.Array
+
+
+@struct.dataclass
+class EnvParams(environment.EnvParams):
+    """max_steps_in_episode: 9, the most moves a game has (never reached without an ending)."""
+
+    max_steps_in_episode: int = 9
+
+
+class TicTacToe(Environment):
+    """Tic-tac-toe (module docstring)."""
+
+    num_players = 2
+
+    @property
+    def name(self) -> str:
+        return "TicTacToe-v0"
+
+    @property
+    def num_actions(self) -> int:
+        return NUM_CELLS
+
+    @property
+    def default_params(self) -> EnvParams:
+        return EnvParams()
+
+    def reset_env(self, key: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState]:
+        state = EnvState(
+            board=jnp.zeros(NUM_CELLS, jnp.int32),
+            player=jnp.array(1, jnp.int32),
+            terminal=jnp.array(False),
+            time=jnp.array(0, jnp.int32),
+        )
+        return self.observation(state), state
+
+    def step_env(
+        self, key: jax.Array, state: EnvState, action: int | jax.Array, params: EnvParams
+    ) -> tuple[jax.Array, EnvState, jax.Array, jax.Array, dict[str, Any]]:
+        action = jnp.asarray(action, jnp.int32)
+        legal = state.board[action] == 0
+        board = jnp.where(legal, state.board.at[action].set(state.player), state.board)
+        won = jnp.any(jnp.all(board[jnp.asarray(LINES)] == state.player, axis=-1))
+        full = jnp.all(board != 0)
+        reward = jnp.where(legal, jnp.where(won, 1.0, 0.0), -1.0).astype(jnp.float32)
+        terminated = ~legal | won | full
+        state = state.replace(
+            board=board, player=-state.player, terminal=terminated, time=state.time + 1
+        )
+        return self.observation(state), state, reward, terminated, {}
+
+    def is_truncated(self, state: EnvState, params: EnvParams) -> jax.Array:
+        return (state.time >= params.max_steps_in_episode) & ~state.terminal
+
+    def observation(self, state: EnvState) -> jax.Array:
+        """float32[27]: the planes (mine, theirs, empty) of the player to move."""
+        mine = state.board == state.player
+        theirs = state.board == -state.player
+        return jnp.concatenate([mine, theirs, state.board == 0]).astype(jnp.float32)
+
+    def action_mask(self, state: EnvState, params: EnvParams) -> jax.Array:
+        """bool[9]: the empty cells."""
+        return state.board == 0
+
+    def action_space(self, params: EnvParams | None = None) -> Discrete:
+        return Discrete(NUM_CELLS)
+
+    def observation_space(self, params: EnvParams | None = None) -> Box:
+        return Box(0.0, 1.0, (3 * NUM_CELLS,), jnp.float32)
+
+
+# -- the exact solution --------------------------------------------------------------------------
+
+
+def encode(board: Any) -> Any:
+    """The index of a board (int[..., 9] of 0 / +1 / -1) in [0, 3^9): sum_i code_i 3^i with code
+    0 empty, 1 X, 2 O. numpy in, numpy out; jax in, jax out."""
+    xp = jnp if isinstance(board, jax.Array) else np
+    codes = xp.where(board == -1, 2, board)
+    return (codes * 3 ** xp.arange(NUM_CELLS)).sum(-1)
+
+
+@functools.cache
+def solve() -> tuple[np.ndarray, np.ndarray]:
+    """The game solved by negamax over every position reachable from the empty board.
+
+    Returns (value int8[3^9], best bool[3^9, 9]) indexed by `encode(board)`: value is the outcome
+    under perfect play for the player to move (+1 win, 0 draw, -1 loss; a finished game is -1
+    when the last move won, else 0), best marks the moves that achieve it (none in a finished
+    game). Unreachable boards hold 0 and no moves. About 5,500 positions: well under a second.
+    """
+    value = np.zeros(3**NUM_CELLS, np.int8)
+    best = np.zeros((3**NUM_CELLS, NUM_CELLS), bool)
+    seen: dict[int, int] = {}
+
+    def won(board: np.ndarray, player: int) -> bool:
+        return bool((board[LINES] == player).all(axis=1).any())
+
+    def negamax(board: np.ndarray, player: int) -> int:
+        index = int(encode(board))
+        if index in seen:
+            return seen[index]
+        if won(board, -player):
+            result, moves = -1, []
+        elif (board != 0).all():
+            result, moves = 0, []
+        else:
+            scores = {}
+            for cell in np.flatnonzero(board == 0):
+                child = board.copy()
+                child[cell] = player
+                scores[int(cell)] = -negamax(child, -player)
+            result = max(scores.values())
+            moves = [cell for cell, score in scores.items() if score == result]
+        seen[index] = result
+        value[index] = result
+        best[index, moves] = True
+        return result
+
+    negamax(np.zeros(NUM_CELLS, np.int32), 1)
+    return value, best
+
+
+def minimax_value(board: Any) -> int:
+    """The perfect-play outcome for the player to move on `board` (int[9]; X moves when the
+    counts of X and O are equal): +1, 0 or -1."""
+    return int(solve()[0][int(encode(np.asarray(board)))])
+
+
+# -- players and matches -------------------------------------------------------------------------
+
+
+def _uniform_among(key: jax.Array, allowed: jax.Array) -> jax.Array:
+    """One allowed action per row of allowed bool[G, 9], uniformly (any action if none)."""
+    logits = jnp.where(allowed, 0.0, -jnp.inf)
+    logits = jnp.where(allowed.any(-1, keepdims=True), logits, 0.0)
+    return jax.random.categorical(key, logits).astype(jnp.int32)
+
+
+def random_player(key: jax.Array, states: EnvState, obs: jax.Array, masks: jax.Array) -> jax.Array:
+    """Uniform over the empty cells: actions int32[G]."""
+    return _uniform_among(key, masks)
+
+
+def minimax_player(key: jax.Array, states: EnvState, obs: jax.Array, masks: jax.Array) -> jax.Array:
+    """A perfect player: uniform over the moves that keep the value (`solve`): int32[G]."""
+    best = jnp.asarray(solve()[1])[encode(states.board)]
+    return _uniform_among(key, best & masks)
+
+
+def play_match(
+    env: TicTacToe,
+    params: EnvParams,
+    player: Player,
+    opponent: Player,
+    key: jax.Array,
+    num_games: int,
+) -> dict[str, jax.Array]:
+    """`player` against `opponent` for num_games games as X (moving first) and num_games as O.
+
+    Returns the rates over all 2 num_games games, "win", "draw", "loss" (an illegal move loses),
+    and per side "win_first", "draw_first", "loss_first", "win_second", ... (float32 scalars).
+    Jittable. All 2 G games run in one batch, move by move (9 plies): at each ply both players
+    choose for every game and each game takes the choice of its player to move, so `player`
+    appears once in the program; finished games are frozen.
+    """
+    key = fast_compiling_key(key)  # cheap to compile: a match is mostly sampling sites
+    games = 2 * num_games
+    player_is_x = jnp.arange(games) < num_games
+    reset_key, play_key = jax.random.split(key)
+    _, states = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, games), params)
+    step = jax.vmap(env.step_env, in_axes=(0, 0, 0, None))
+
+    def ply(carry: tuple, key: jax.Array) -> tuple:
+        states, done, outcome = carry  # outcome: for `player`
+        obs = jax.vmap(env.observation)(states)
+        masks = jax.vmap(env.action_mask, in_axes=(0, None))(states, params)
+        player_key, opponent_key, step_key = jax.random.split(key, 3)
+        players_turn = (states.player == 1) == player_is_x
+        actions = jnp.where(
+            players_turn,
+            player(player_key, states, obs, masks),
+            opponent(opponent_key, states, obs, masks),
+        )
+        _, stepped, reward, terminated, _ = step(
+            jax.random.split(step_key, games), states, actions, params
+        )
+        states = jax.tree.map(
+            lambda new, old: jnp.where(done.reshape((-1,) + (1,) * (new.ndim - 1)), old, new),
+            stepped,
+            states,
+        )
+        outcome = jnp.where(done, outcome, jnp.where(players_turn, reward, -reward))
+        return (states, done | terminated, outcome), None
+
+    start = (states, jnp.zeros(games, bool), jnp.zeros(games, jnp.float32))
+    keys = jax.random.split(play_key, NUM_CELLS)
+    (_, _, outcome), _ = jax.lax.scan(ply, start, keys)
+    rates = {}
+    for side, part in (("first", outcome[:num_games]), ("second", outcome[num_games:])):
+        rates[f"win_{side}"] = (part > 0).mean()
+        rates[f"draw_{side}"] = (part == 0).mean()
+        rates[f"loss_{side}"] = (part < 0).mean()
+    rates.update(win=(outcome > 0).mean(), draw=(outcome == 0).mean(), loss=(outcome < 0).mean())
+    return rates
