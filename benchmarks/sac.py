@@ -10,12 +10,14 @@ process CPU seconds and the final deterministic return (rlkit.report.benchmarkin
 
 from __future__ import annotations
 
+from rlkit.training.cpu_compilation import prefer_fast_cpu_compilation
 from rlkit.training.devices import use_cpu_cores
 
 # One JAX CPU device per core, so vmapped seeds split over the cores; before gymnax is imported,
 # because gymnax starts JAX's backend at import. XLA_FLAGS=--xla_force_host_platform_device_count=1
-# keeps one device.
+# keeps one device. And XLA's CPU backend at -O1, as the `rlkit` command compiles.
 use_cpu_cores()
+prefer_fast_cpu_compilation()
 
 import envs  # noqa: E402
 from agents import sac  # noqa: E402

@@ -98,9 +98,11 @@ def main() -> None:
     if not args.skip_processes:
         with tempfile.TemporaryDirectory() as runs:
             processes(args.steps, Path(runs))
+    from rlkit.training.cpu_compilation import prefer_fast_cpu_compilation
     from rlkit.training.devices import use_cpu_cores
 
     use_cpu_cores()
+    prefer_fast_cpu_compilation()  # as the `rlkit train` processes of part 1 compile
     throughput(args.steps, args.points, args.repeat)
 
 

@@ -20,7 +20,7 @@ The shared core, in layers (each imports only the layers before it in this list)
 
 Agents live in `agents/`, environments in `envs/`. The public entry points (`from rlkit import
 train, Runner, Objective, ...`) load lazily, so that `import rlkit` does not start JAX's backend
-(call `use_cpu_cores()` before it starts).
+(call `use_cpu_cores()` and `prefer_fast_cpu_compilation()` before it starts).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ _ENTRY_POINTS = {
     "enable_compilation_cache": "rlkit.training.compile_cache",
     "evaluate": "rlkit.training.evaluation",
     "load_run": "rlkit.cli.evaluate",
+    "prefer_fast_cpu_compilation": "rlkit.training.cpu_compilation",
     "train": "rlkit.training.runner",
     "use_cpu_cores": "rlkit.training.devices",
 }

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from rlkit.training.cpu_compilation import prefer_fast_cpu_compilation
+
+# As the `rlkit` command does, before any test module starts JAX's backend; the processes tests
+# start inherit it.
+prefer_fast_cpu_compilation()
+
 
 @pytest.fixture(autouse=True)
 def _no_compilation_cache_in_process(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -149,7 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `rlkit` console script."""
     from rlkit.core.config import ConfigError
+    from rlkit.training.cpu_compilation import prefer_fast_cpu_compilation
 
+    prefer_fast_cpu_compilation()  # before anything starts JAX's backend
     argv = sys.argv[1:] if argv is None else argv
     try:
         args = _parse(build_parser(), argv)
