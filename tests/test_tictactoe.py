@@ -120,21 +120,55 @@ def test_every_first_move_draws_under_perfect_play():
     assert value[corner_then_edge] == 1  # X to move wins after O answers a corner on an edge
 
 
+@pytest.mark.parametrize("safe", [True, False])
+def test_the_best_play_against_random_on_a_hand_checked_position(safe):
+    # X to move; O (random) then chooses between the two cells left, X takes the last:
+    #   X at 2: O 3 -> X 8 wins (2-5-8); O 8 -> X 3, a draw.       W 1/2, D 1/2, value 0
+    #   X at 3: O 2 wins (2-4-6); O 8 -> X 2, a draw.              W 0,   D 1/2, value -1
+    #   X at 8: O 2 wins; O 3 -> X 2 wins (2-5-8).                 W 1/2, D 0,   value -1
+    board = np.array([x, o, 0, 0, o, x, o, x, 0])
+    win, best, _ = ttt.solve_against_random(safe)
+    index = ttt.encode(board)
+    assert win[index] == 0.5
+    assert np.flatnonzero(best[index]).tolist() == [2]  # 8 wins as often, but never draws
+
+
+def test_the_exact_ceiling_against_random_with_and_without_holding_minimax():
+    safe = ttt.solve_against_random(True)[2]
+    free = ttt.solve_against_random(False)[2]
+    assert safe["win_first"] == pytest.approx(0.994792, abs=1e-6)  # = 191 / 192
+    assert safe["win_second"] == pytest.approx(0.916402, abs=1e-6)
+    assert free["win_second"] == pytest.approx(0.938624, abs=1e-6)  # risking a loss to minimax
+    assert safe["win"] == pytest.approx(0.955597, abs=1e-6)
+    assert safe["win"] < free["win"]
+
+
 @pytest.fixture(scope="module")
-def reference_matches(game) -> tuple[dict, dict]:
+def reference_matches(game) -> tuple[dict, dict, dict, dict]:
     env, params, _ = game
 
-    def matches(key: jax.Array) -> tuple[dict, dict]:
-        a, b = jax.random.split(key)
+    def matches(key: jax.Array) -> tuple[dict, dict, dict, dict]:
+        a, b, c, d = jax.random.split(key, 4)
         perfect = ttt.play_match(env, params, ttt.minimax_player, ttt.minimax_player, a, 100)
         random = ttt.play_match(env, params, ttt.random_player, ttt.minimax_player, b, 500)
-        return perfect, random
+        exploit = ttt.play_match(env, params, ttt.exploiting_player, ttt.random_player, c, 4000)
+        hold = ttt.play_match(env, params, ttt.exploiting_player, ttt.minimax_player, d, 500)
+        return perfect, random, exploit, hold
 
     return jax.jit(matches)(jax.random.PRNGKey(0))
 
 
+def test_the_exploiting_player_wins_as_computed_and_never_loses(reference_matches):
+    _, _, exploit, hold = reference_matches
+    rates = ttt.solve_against_random(True)[2]
+    for side in ("first", "second"):  # within 4 standard errors of 4000 games
+        p = rates[f"win_{side}"]
+        assert abs(float(exploit[f"win_{side}"]) - p) < 4 * np.sqrt(p * (1 - p) / 4000)
+    assert float(exploit["loss"]) == 0.0 and float(hold["loss"]) == 0.0
+
+
 def test_minimax_draws_itself_and_never_loses_to_random(reference_matches):
-    perfect, random = reference_matches
+    perfect, random, _, _ = reference_matches
     assert float(perfect["draw"]) == 1.0
     assert float(random["win"]) == 0.0  # random's wins against minimax
     # Random play draws against perfect play sometimes as X, almost never as O.
