@@ -30,7 +30,7 @@ ALLOWED: dict[str, set[str]] = {
     "rlkit": {"rlkit"},  # the package's own __init__: lazy entry points into any layer
     "agents": {"rlkit", "paper_configs"},  # rlkit's layers and its presets; no other agent
     "paper_configs": {"rlkit.core"},  # YAML files and their reader
-    "envs": {"rlkit.ops", "rlkit.core"},
+    "envs": {"rlkit.ops", "rlkit.core", "rlkit.bridges"},  # bridges: the gymnasium registry
 }
 
 

@@ -45,7 +45,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         description="Train ALGO on ENV, or continue a stopped run with --resume RUN.",
     )
     train.add_argument("algo", nargs="?", help="algorithm (see `rlkit algos`)")
-    train.add_argument("--env", help="environment (see `rlkit envs`)")
+    train.add_argument(
+        "--env", help="environment (see `rlkit envs`), or gym:ENV_ID for a gymnasium one"
+    )
     train.add_argument("--seeds", type=int, help="independent seeds, vmapped (default 1)")
     train.add_argument("--seed", type=int, help="base random seed (default 0)")
     train.add_argument("--steps", type=int, help="environment steps per seed (total_steps)")

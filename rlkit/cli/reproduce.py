@@ -164,8 +164,9 @@ def _report(verdict: dict[str, Any], data: dict[str, Any], plots: list[Path]) ->
     head = "PASS" if verdict["passed"] else "FAIL"
     checks = "; ".join(("" if c["passed"] else "NOT ") + c["check"] for c in verdict["checks"])
     lo, hi = s["ci95"][verdict["metric"]]
+    seeds = f"{s['n']} seed" + ("" if s["n"] == 1 else "s")
     return (
-        f"{head} {data['name']} ({data['algo']} on {data['env']}, {s['n']} seeds): {checks}\n"
+        f"{head} {data['name']} ({data['algo']} on {data['env']}, {seeds}): {checks}\n"
         f"  mean {s['mean']:.2f}, median {s['median']:.2f}, iqm {s['iqm']:.2f}, "
         f"95% CI of the {verdict['metric']} [{lo:.2f}, {hi:.2f}]\n"
         f"  run {verdict['run']}; plot {', '.join(str(p) for p in plots)}"

@@ -13,6 +13,10 @@ tuned per-environment defaults), said in one line on stderr; --preset defaults (
 --defaults) keeps the algorithm's reference defaults. The paper config used is recorded as
 `paper_config`. A paper config is also a config file: its own keys (paper_configs.PAPER_KEYS)
 are checked by paper_configs.check, and its `steps` is total_steps.
+
+`--env gym:ENV_ID` is a gymnasium environment (rlkit.bridges.gymnasium_env), built with the
+Config's num_envs copies and stepped on the host: one seed, no sweep, search or resume, and
+only the agents that see observations alone (HOST_ALGOS); --env-set keywords go to gymnasium.
 """
 
 from __future__ import annotations
@@ -33,7 +37,9 @@ __all__ = [
     "MAX_SEEDS",
     "REFERENCE_DEFAULTS",
     "RunSpec",
+    "is_host_env",
     "read_config_file",
+    "refuse_host_env",
     "resolve",
     "resolve_args",
 ]
@@ -56,6 +62,8 @@ _FILE_KEYS = (
     "config",
 )
 REFERENCE_DEFAULTS = "defaults"  # the preset name that means the algorithm's own defaults
+GYMNASIUM_PREFIX = "gym:"  # --env gym:ENV_ID: a gymnasium environment (rlkit.bridges)
+HOST_ALGOS = ("reinforce", "a2c", "ppo", "dqn", "sac")  # the agents that see observations only
 _RECORDED_ONLY = ("versions", "command")
 
 
@@ -200,8 +208,13 @@ def resolve(
     log_every = check_int("--log-every", log_every, 1, INT32_MAX)
     env_overrides = {**(file.get("env_overrides") or {})}
     env_overrides.update(dict(parse_assignment(item) for item in env_sets))
-    environment, env_params = envs.make(env_name, **env_overrides)
-    config = config_from_dict(module.Config, overrides)
+    if is_host_env(env_name):  # its copies are built for the Config's num_envs
+        _check_host_run(algo, env_name, seeds, sweep)
+        config = config_from_dict(module.Config, overrides)
+        environment, env_params = _gymnasium_env(env_name, config.num_envs, env_overrides)
+    else:
+        environment, env_params = envs.make(env_name, **env_overrides)
+        config = config_from_dict(module.Config, overrides)
     return RunSpec(
         algo,
         module,
@@ -216,6 +229,47 @@ def resolve(
         log_every,
         paper_config,
     )
+
+
+def is_host_env(env_name: str) -> bool:
+    """Whether `env_name` names a gymnasium environment (`gym:ENV_ID`), stepped on the host."""
+    return env_name.startswith(GYMNASIUM_PREFIX)
+
+
+def refuse_host_env(env_name: str, what: str) -> None:
+    """UsageError when `env_name` is a host environment, which `what` (a sweep, a search, a
+    resume) cannot use: its state lives in the host process, one copy, not in the TrainState."""
+    if is_host_env(env_name):
+        raise UsageError(
+            f"{env_name} is a gymnasium environment stepped on the host: {what} cannot use it "
+            "(its state lives outside the training state, so it is neither vmapped nor "
+            "checkpointed)"
+        )
+
+
+def _check_host_run(algo: str, env_name: str, seeds: int, sweep: bool) -> None:
+    """UsageError unless a host environment can train this run: one seed, no sweep, an agent
+    that sees only observations."""
+    if sweep:
+        refuse_host_env(env_name, "rlkit sweep")
+    if seeds != 1:
+        raise UsageError(
+            f"{env_name} is a gymnasium environment stepped on the host: it trains 1 seed, "
+            f"not {seeds} (run more seeds as separate runs with --seed)"
+        )
+    if algo not in HOST_ALGOS:
+        raise UsageError(
+            f"{algo} cannot train on {env_name} (it needs the environment's state); "
+            f"a gymnasium environment trains with {', '.join(HOST_ALGOS)}"
+        )
+
+
+def _gymnasium_env(env_name: str, num_envs: int, overrides: dict[str, Any]) -> tuple[Any, Any]:
+    """The vectorised host env of `gym:ENV_ID` with `num_envs` copies, and its params;
+    ConfigError (one line) when gymnasium refuses the id or the keywords (--env-set)."""
+    from rlkit.bridges.gymnasium_env import gymnasium_vector_env
+
+    return gymnasium_vector_env(env_name.removeprefix(GYMNASIUM_PREFIX), num_envs, **overrides)
 
 
 def resolve_args(args: Any, sweep: bool = False) -> RunSpec:

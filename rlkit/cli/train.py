@@ -139,6 +139,7 @@ def _resume(args: argparse.Namespace) -> int:
     if not config_file.is_file():
         raise UsageError(f"{folder} is not a run directory (it has no config.yaml)")
     spec = specs.resolve(None, config_file=str(config_file))
+    specs.refuse_host_env(spec.env_name, "--resume")  # its state was never checkpointed
     _check_split(spec.seeds)
     algo = spec.module.make(spec.config, spec.env, spec.env_params)
     cache = enable_compilation_cache()
@@ -205,9 +206,12 @@ def _train(run: Any, algo: Any, args: Any, cache: Any, resume: bool) -> int:
             raise _failure(error, run) from error
     if not result.completed:
         if primary:
+            then = f"continue with: rlkit train --resume {run.folder}"
+            if specs.is_host_env(spec.env_name):  # refused by _resume: say so here
+                then = f"{spec.env_name} runs on the host, so the run cannot be resumed"
             print(
                 f"rlkit: stopped at iteration {result.iteration} of {algo.num_iterations}; "
-                f"checkpoint saved; continue with: rlkit train --resume {run.folder}",
+                f"checkpoint saved; {then}",
                 file=sys.stderr,
             )
         return EXIT_INTERRUPTED
@@ -293,10 +297,9 @@ def _say_rounding(spec: Any, algo: Any) -> None:
 def _create_folder(args: argparse.Namespace, spec: Any) -> Path:
     from rlkit.report.runs import RunFolderError, create_run_folder, default_run_name
 
+    env = spec.env_name.replace(":", "-").replace("/", "-")  # gym:ALE/Pong-v5: a plain name
     try:
-        return create_run_folder(
-            args.runs_dir, args.name, default_run_name(spec.algo, spec.env_name)
-        )
+        return create_run_folder(args.runs_dir, args.name, default_run_name(spec.algo, env))
     except RunFolderError as error:
         raise UsageError(str(error)) from error
 

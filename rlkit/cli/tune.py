@@ -91,6 +91,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     if not (math.isfinite(args.grace_period) and args.grace_period > 0):
         raise UsageError(f"--grace-period must be a positive number, got {args.grace_period}")
     spec = specs.resolve_args(args)
+    specs.refuse_host_env(spec.env_name, "rlkit tune")  # its trials are vmapped
     entries = _space_file(args.space) if args.space else []
     for item in args.param:
         if "=" not in item:

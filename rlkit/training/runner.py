@@ -300,9 +300,11 @@ class Runner:
     ) -> dict[str, np.ndarray]:
         """Evaluation of every seed's policy in `state` (leaves [seeds, ...]) from keys
         fold_in(seed_keys(seed, num_seeds, first_seed)[i], 1): returns/lengths [seeds, episodes];
-        deterministic actions unless `deterministic` is False. A host environment evaluates on
-        its own copies, one episode each. For a sweep's state (leaves [points * seeds, ...])
-        pass `num_points`: member p * num_seeds + s evaluates with seed s's key."""
+        deterministic actions unless `deterministic` is False. A host environment has a fixed
+        number of copies C: it evaluates in ceil(episodes / C) rounds of one episode per copy
+        (round r > 0 from the keys folded with r) and keeps the first `episodes`. For a sweep's
+        state (leaves [points * seeds, ...]) pass `num_points`: member p * num_seeds + s
+        evaluates with seed s's key."""
         algo = self.algo
         members = num_points * num_seeds
         sharding = seed_sharding(members)
@@ -312,19 +314,27 @@ class Runner:
             ),
             sharding,
         )
-        episodes = getattr(algo.env, "num_envs", episodes)
+        per_round = getattr(algo.env, "num_envs", episodes)  # a host env's own copies
+        rounds = -(-episodes // per_round)
 
         def one(train_state: Any, key: jax.Array) -> dict[str, jax.Array]:
             params = algo.policy_params(train_state)
             return evaluate(
-                algo.env, algo.env_params, algo.act, params, key, episodes, deterministic
+                algo.env, algo.env_params, algo.act, params, key, per_round, deterministic
             )
 
         program = self._program(
-            ("evaluate", episodes, deterministic, members, sharding, _signature(state)),
+            ("evaluate", per_round, deterministic, members, sharding, _signature(state)),
             lambda: jax.jit(over_seeds(one, members, (0, 0))).lower(state, keys).compile(),
         )
-        return to_host(program(state, keys))
+        results = [to_host(program(state, keys))]
+        for r in range(1, rounds):
+            round_keys = jax.vmap(lambda k, r=r: jax.random.fold_in(k, r))(keys)
+            results.append(to_host(program(state, round_keys)))
+        return {
+            name: np.concatenate([result[name] for result in results], axis=1)[:, :episodes]
+            for name in results[0]
+        }
 
     def _program(self, key: tuple, build: Callable[[], Any]) -> Any:
         """The compiled program stored under `key`; `build()` lowers and compiles it the first
