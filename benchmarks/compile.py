@@ -20,6 +20,8 @@ import statistics
 import subprocess
 import sys
 
+from rlkit.training.cpu_compilation import FLAG, prefer_fast_cpu_compilation
+
 CHILD = """
 import json, sys
 from rlkit.training.devices import use_cpu_cores
@@ -42,15 +44,12 @@ for name, algo in algos.items():
 print(json.dumps(out))
 """
 
-FLAG = "--xla_backend_optimization_level=1"
 LEVELS = {"-O2 (XLA default)": "default", "-O1 (rlkit)": ""}
 
 
 def _child(steps: int, opt_level: str) -> dict:
     env = {**os.environ, "RLKIT_CPU_OPT_LEVEL": opt_level}
     if not opt_level:
-        from rlkit.training.cpu_compilation import prefer_fast_cpu_compilation
-
         prefer_fast_cpu_compilation(env)
     else:
         env["XLA_FLAGS"] = " ".join(f for f in env.get("XLA_FLAGS", "").split() if f != FLAG)

@@ -159,6 +159,11 @@ def encode(board: Any) -> Any:
     return (codes * 3 ** xp.arange(NUM_CELLS)).sum(-1)
 
 
+def _has_line(board: np.ndarray, player: int) -> bool:
+    """Whether `player`'s marks fill one of the 8 lines of board int[9] (numpy)."""
+    return bool((board[LINES] == player).all(axis=1).any())
+
+
 @functools.cache
 def solve() -> tuple[np.ndarray, np.ndarray]:
     """The game solved by negamax over every position reachable from the empty board.
@@ -172,14 +177,11 @@ def solve() -> tuple[np.ndarray, np.ndarray]:
     best = np.zeros((3**NUM_CELLS, NUM_CELLS), bool)
     seen: dict[int, int] = {}
 
-    def won(board: np.ndarray, player: int) -> bool:
-        return bool((board[LINES] == player).all(axis=1).any())
-
     def negamax(board: np.ndarray, player: int) -> int:
         index = int(encode(board))
         if index in seen:
             return seen[index]
-        if won(board, -player):
+        if _has_line(board, -player):
             result, moves = -1, []
         elif (board != 0).all():
             result, moves = 0, []
@@ -224,9 +226,6 @@ def solve_against_random(safe: bool = True) -> tuple[np.ndarray, np.ndarray, dic
     mover_seen: set[int] = set()
     reply_memo: dict[int, tuple[float, float]] = {}
 
-    def lines(board: np.ndarray, player: int) -> bool:
-        return bool((board[LINES] == player).all(axis=1).any())
-
     def player_moves(board: np.ndarray, player: int) -> tuple[float, float]:
         """(W, D) for `player` to move on `board` (not finished)."""
         index = int(encode(board))
@@ -237,7 +236,7 @@ def solve_against_random(safe: bool = True) -> tuple[np.ndarray, np.ndarray, dic
                 child[cell] = player
                 if safe and -value[int(encode(child))] != value[index]:
                     continue
-                if lines(child, player):
+                if _has_line(child, player):
                     scores[int(cell)] = (1.0, 0.0)
                 elif (child != 0).all():
                     scores[int(cell)] = (0.0, 1.0)
@@ -258,7 +257,7 @@ def solve_against_random(safe: bool = True) -> tuple[np.ndarray, np.ndarray, dic
             for cell in cells:
                 child = board.copy()
                 child[cell] = opponent
-                if lines(child, opponent):
+                if _has_line(child, opponent):
                     continue  # the opponent won
                 if (child != 0).all():
                     d += 1.0
