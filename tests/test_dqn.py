@@ -506,15 +506,15 @@ def test_double_q_overestimates_q_a_right_less_than_dqn_on_the_maximisation_bias
 
 
 @pytest.mark.learning
-def test_dqn_cartpole_reaches_475_within_100k_steps_at_rejax_settings():
+def test_tuned_dqn_cartpole_reaches_475_within_50k_steps():
+    # The tuned per-environment default (paper_configs/dqn_cartpole_tuned.yaml, RL Zoo's bar of
+    # a solved CartPole within 50k steps). Its 10-seed reproduction ends at 500 on seeds 0-3
+    # (one of the ten, seed 5, at 156: DQN's late collapses, PAPER-TARGETS.md pitfall 7). The
+    # interquartile mean of 4 seeds' final greedy returns (the middle two) must reach 475.
     env, params = envs.make("CartPole-v1")
-    config = config_from_dict(dqn.Config, dqn.PRESETS["rejax/CartPole"])
-    assert config.total_steps == 100_000
+    config = config_from_dict(dqn.Config, dqn.PRESETS["rlkit/CartPole-50k"])
+    assert config.total_steps == 50_000
     result = train(dqn.make(config, env, params), num_seeds=4)
-    # DQN on CartPole collapses late on some seeds (PAPER-TARGETS.md, pitfall 7: "targets are
-    # IQM over seeds at a fixed step"). Measured at these settings: 30 of 32 seeds (0-31) end
-    # at 500, seed 3 at 34 and seed 4 at 455. The interquartile mean of the 4 seeds' final
-    # greedy returns (the middle two) must reach 475.
     per_seed = np.sort(result.evaluation["returns"].mean(axis=1))
     assert per_seed[1:3].mean() >= 475, per_seed
 
