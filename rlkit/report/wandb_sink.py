@@ -155,8 +155,8 @@ def open_wandb(folder: Path, name: str, config: dict, resume: bool) -> WandbSink
 
 def _end_service(wandb: Any) -> None:
     """Stop the wandb-core service after a failed init, and wandb's session with it (module
-    docstring). The service is this process's child, started for this init; wandb 0.25.0 keeps
-    its Popen at wandb_setup._singleton._connection._proc._process."""
+    docstring). The service is this process's child, started for this init; wandb (0.25.0 and
+    0.31.0) keeps its Popen at wandb_setup._singleton._connection._proc._process."""
     with contextlib.suppress(Exception):
         from wandb.sdk import wandb_setup
 
