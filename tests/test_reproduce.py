@@ -9,8 +9,9 @@ import json
 import pytest
 import yaml
 
+import agents
 import paper_configs
-from rlkit.cli import main
+from rlkit.cli import main, unity_env
 from rlkit.cli.reproduce import judge
 from rlkit.cli.spec import resolve
 
@@ -134,6 +135,13 @@ def test_every_shipped_paper_config_resolves_and_names_a_preset_once(capsys) -> 
     pairs = []
     for path in paper_configs.files():
         data = paper_configs.load(path)
+        if data["env"].startswith("unity:"):
+            # A Unity player: its options and player checked, not started (a connection takes
+            # seconds; tests/test_unity_bridge.py trains through the same player).
+            unity_env.settings(data["env"], data.get("unity") or {}, {}, 0)
+            assert data["name"] in agents.load(data["algo"]).PRESETS
+            assert path.name.startswith(f"{data['algo']}_") and "cpu_minutes" in data
+            continue
         spec = resolve(None, config_file=str(path))  # builds its Config and its environment
         assert spec.paper_config == f"paper_configs/{path.name}"
         assert data["name"] in spec.module.PRESETS

@@ -46,7 +46,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     train.add_argument("algo", nargs="?", help="algorithm (see `rlkit algos`)")
     train.add_argument(
-        "--env", help="environment (see `rlkit envs`), or gym:ENV_ID for a gymnasium one"
+        "--env",
+        help="environment (see `rlkit envs`), gym:ENV_ID for a gymnasium one, or "
+        "unity:PATH_TO_PLAYER / unity:editor for Unity ML-Agents",
     )
     train.add_argument("--seeds", type=int, help="independent seeds, vmapped (default 1)")
     train.add_argument("--seed", type=int, help="base random seed (default 0)")
@@ -94,6 +96,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--wandb", action="store_true", help="also log to Weights & Biases")
     add_job_arguments(train)
+    from rlkit.cli import unity_env
+
+    unity_env.add_arguments(train)
 
 
 def add_job_arguments(parser: argparse.ArgumentParser) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from rlkit.bridges.host import host_stats
 from rlkit.cli.errors import RunFailure
 from rlkit.report.metrics import aggregate, log_interval
 from rlkit.report.rundir import RunDirectory
@@ -77,6 +78,7 @@ class Run:
             self.algo.steps_per_iteration,
             self.algo.init_steps,
         )
+        _add_host_stats(rows, host_stats(self.spec.env))
         self.directory.write_rows(self.file_rows(rows))
         for sink in self._sinks:
             sink.write(rows)
@@ -184,6 +186,17 @@ class Run:
         self._sinks = []
         if errors and not quiet:
             raise errors[0]
+
+
+def _add_host_stats(rows: list[dict[str, Any]], stats: dict[str, float]) -> None:
+    """A host environment's statistics of the chunk (`unity/<key>`, drained after it) go into
+    the chunk's last row of every seed."""
+    if not stats or not rows:
+        return
+    last = rows[-1]["iteration"]
+    for row in rows:
+        if row["iteration"] == last:
+            row.update(stats)
 
 
 def summarise(result: Any, wall: float) -> dict[str, Any]:

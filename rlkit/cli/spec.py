@@ -17,6 +17,10 @@ are checked by paper_configs.check, and its `steps` is total_steps.
 `--env gym:ENV_ID` is a gymnasium environment (rlkit.bridges.gymnasium_env), built with the
 Config's num_envs copies and stepped on the host: one seed, no sweep, search or resume, and
 only the agents that see observations alone (HOST_ALGOS); --env-set keywords go to gymnasium.
+`--env unity:PATH` / `unity:editor` is a Unity ML-Agents behaviour (rlkit.cli.unity_env,
+rlkit.bridges.unity), a host environment too: resolving it connects to Unity, and the Config's
+num_envs becomes Unity's agent count (one line on stderr when the config said otherwise); the
+run's Unity options are its `unity` key; --env-set values are Unity's environment parameters.
 """
 
 from __future__ import annotations
@@ -60,9 +64,11 @@ _FILE_KEYS = (
     "paper_config",
     "log_every",
     "config",
+    "unity",
 )
 REFERENCE_DEFAULTS = "defaults"  # the preset name that means the algorithm's own defaults
 GYMNASIUM_PREFIX = "gym:"  # --env gym:ENV_ID: a gymnasium environment (rlkit.bridges)
+UNITY_PREFIX = "unity:"  # --env unity:PATH or unity:editor: Unity ML-Agents (rlkit.bridges)
 HOST_ALGOS = ("reinforce", "a2c", "ppo", "dqn", "sac")  # the agents that see observations only
 _RECORDED_ONLY = ("versions", "command")
 
@@ -84,11 +90,13 @@ class RunSpec:
     preset: str | None
     log_every: int
     paper_config: str | None = None
+    unity: dict[str, Any] | None = None
 
     def record(self, command: str) -> dict[str, Any]:
         """The run's config.yaml (without versions, which the run directory adds)."""
         from rlkit.core.config import config_to_dict
 
+        unity = {} if self.unity is None else {"unity": self.unity}
         return {
             "algo": self.algo,
             "env": self.env_name,
@@ -99,6 +107,7 @@ class RunSpec:
             "paper_config": self.paper_config,
             "log_every": self.log_every,
             "config": config_to_dict(self.config),
+            **unity,
             "command": command,
         }
 
@@ -139,7 +148,7 @@ def read_config_file(path: str | Path, sweep: bool = False) -> dict[str, Any]:
     for key in ("algo", "env", "preset", "paper_config"):
         if data.get(key) is not None and not isinstance(data[key], str):
             raise UsageError(f"config file {path}: {key} must be a string, got {data[key]!r}")
-    for key in ("config", "env_overrides"):
+    for key in ("config", "env_overrides", "unity"):
         if data.get(key) is not None and not isinstance(data[key], dict):
             raise UsageError(f"config file {path}: {key} must be a mapping, got {data[key]!r}")
     limits = (("seeds", 1, MAX_SEEDS), ("seed", 0, SEED_LIMIT - 1), ("log_every", 1, INT32_MAX))
@@ -162,10 +171,14 @@ def resolve(
     seed: int | None = None,
     log_every: int | None = None,
     sweep: bool = False,
+    unity: dict[str, Any] | None = None,
+    refuse: str | None = None,
 ) -> RunSpec:
     """Merge and check everything that defines a run (see the module docstring); builds the
     Config and the environment, so every ConfigError is raised here, before anything is
-    written. `sweep`: the config file may hold rlkit sweep's `grid` (not read here)."""
+    written. `sweep`: the config file may hold rlkit sweep's `grid` (not read here). `unity`:
+    Unity options over the file's (rlkit.cli.unity_env). `refuse`: the command (rlkit tune)
+    that cannot use a host environment, refused before one is built."""
     import agents
     import envs
     from rlkit.core.config import config_from_dict, parse_assignment
@@ -180,6 +193,8 @@ def resolve(
     env_name = env or file.get("env")
     if env_name is None:
         raise UsageError("--env is required (see `rlkit envs`)")
+    if refuse is not None:
+        refuse_host_env(env_name, refuse)
     if preset is None and config_file is None:
         preset = _tuned_default(algo, env_name)
     preset = preset or file.get("preset")
@@ -208,7 +223,14 @@ def resolve(
     log_every = check_int("--log-every", log_every, 1, INT32_MAX)
     env_overrides = {**(file.get("env_overrides") or {})}
     env_overrides.update(dict(parse_assignment(item) for item in env_sets))
-    if is_host_env(env_name):  # its copies are built for the Config's num_envs
+    unity_options = None
+    if env_name.startswith(UNITY_PREFIX):  # its slot count comes from Unity
+        _check_host_run(algo, env_name, seeds, sweep)
+        unity_options = {**(file.get("unity") or {}), **(unity or {})}
+        environment, env_params, config = _unity_env(
+            module, env_name, unity_options, env_overrides, seed, overrides
+        )
+    elif is_host_env(env_name):  # its copies are built for the Config's num_envs
         _check_host_run(algo, env_name, seeds, sweep)
         config = config_from_dict(module.Config, overrides)
         environment, env_params = _gymnasium_env(env_name, config.num_envs, env_overrides)
@@ -228,12 +250,27 @@ def resolve(
         preset,
         log_every,
         paper_config,
+        unity_options,
     )
 
 
 def is_host_env(env_name: str) -> bool:
-    """Whether `env_name` names a gymnasium environment (`gym:ENV_ID`), stepped on the host."""
-    return env_name.startswith(GYMNASIUM_PREFIX)
+    """Whether `env_name` names an environment stepped on the host: gymnasium (`gym:ENV_ID`)
+    or Unity (`unity:PATH`, `unity:editor`)."""
+    return env_name.startswith((GYMNASIUM_PREFIX, UNITY_PREFIX))
+
+
+def _kind(env_name: str) -> str:
+    return "a Unity environment" if env_name.startswith(UNITY_PREFIX) else "a gymnasium environment"
+
+
+def close_env(env: Any) -> None:
+    """Close a host environment (its Unity processes); nothing for a JAX one."""
+    from rlkit.bridges.host import HostVectorEnv
+
+    inner = getattr(env, "unwrapped", env)
+    if isinstance(inner, HostVectorEnv):
+        inner.close()
 
 
 def refuse_host_env(env_name: str, what: str) -> None:
@@ -241,7 +278,7 @@ def refuse_host_env(env_name: str, what: str) -> None:
     resume) cannot use: its state lives in the host process, one copy, not in the TrainState."""
     if is_host_env(env_name):
         raise UsageError(
-            f"{env_name} is a gymnasium environment stepped on the host: {what} cannot use it "
+            f"{env_name} is {_kind(env_name)} stepped on the host: {what} cannot use it "
             "(its state lives outside the training state, so it is neither vmapped nor "
             "checkpointed)"
         )
@@ -254,13 +291,13 @@ def _check_host_run(algo: str, env_name: str, seeds: int, sweep: bool) -> None:
         refuse_host_env(env_name, "rlkit sweep")
     if seeds != 1:
         raise UsageError(
-            f"{env_name} is a gymnasium environment stepped on the host: it trains 1 seed, "
+            f"{env_name} is {_kind(env_name)} stepped on the host: it trains 1 seed, "
             f"not {seeds} (run more seeds as separate runs with --seed)"
         )
     if algo not in HOST_ALGOS:
         raise UsageError(
             f"{algo} cannot train on {env_name} (it needs the environment's state); "
-            f"a gymnasium environment trains with {', '.join(HOST_ALGOS)}"
+            f"{_kind(env_name)} trains with {', '.join(HOST_ALGOS)}"
         )
 
 
@@ -272,7 +309,44 @@ def _gymnasium_env(env_name: str, num_envs: int, overrides: dict[str, Any]) -> t
     return gymnasium_vector_env(env_name.removeprefix(GYMNASIUM_PREFIX), num_envs, **overrides)
 
 
-def resolve_args(args: Any, sweep: bool = False) -> RunSpec:
+def _unity_env(
+    module: Any,
+    env_name: str,
+    options: dict[str, Any],
+    env_overrides: dict[str, Any],
+    seed: int,
+    overrides: dict[str, Any],
+) -> tuple[Any, Any, Any]:
+    """(venv, params, Config) of a Unity environment: the options checked, Unity connected, the
+    Config built with num_envs = Unity's agent count; Unity is closed again on any error."""
+    from rlkit.cli import unity_env
+    from rlkit.core.config import config_from_dict
+    from rlkit.core.spaces import Tuple
+
+    settings = unity_env.settings(env_name, options, env_overrides, seed)
+    environment, env_params = unity_env.connect(settings, options.get("eval_steps", 1000))
+    try:
+        if isinstance(environment.action_space(env_params), Tuple):
+            raise UsageError(
+                f"{env_name}: the behaviour has continuous and discrete actions together; no "
+                "rlkit agent has a hybrid policy yet"
+            )
+        slots = environment.num_envs
+        asked = overrides.get("num_envs", getattr(module.Config, "num_envs", slots))
+        if asked != slots:
+            print(
+                f"rlkit: Unity has {slots} agents of the behaviour: num_envs is {slots} "
+                f"(the config said {asked})",
+                file=sys.stderr,
+            )
+        config = config_from_dict(module.Config, {**overrides, "num_envs": slots})
+    except BaseException:
+        close_env(environment)
+        raise
+    return environment, env_params, config
+
+
+def resolve_args(args: Any, sweep: bool = False, refuse: str | None = None) -> RunSpec:
     """`resolve` of a parsed command line's run options (algo, --env, --preset, --config,
     --steps, --set, --env-set, --seeds, --seed and, where the command has it, --log-every)."""
     return resolve(
@@ -287,7 +361,21 @@ def resolve_args(args: Any, sweep: bool = False) -> RunSpec:
         seed=args.seed,
         log_every=getattr(args, "log_every", None),
         sweep=sweep,
+        unity=_unity_flags(args),
+        refuse=refuse,
     )
+
+
+def _unity_flags(args: Any) -> dict[str, Any]:
+    """The Unity flags given on the command line (rlkit.cli.unity_env); UsageError when they
+    are given for another environment."""
+    from rlkit.cli import unity_env
+
+    flags = unity_env.options_from_args(args, None)
+    env = getattr(args, "env", None)
+    if flags and env is not None and not env.startswith(UNITY_PREFIX):
+        raise UsageError(f"{unity_env.given_without_unity(args)} is for --env unity:... only")
+    return flags
 
 
 def _tuned_default(algo: str, env: str) -> str | None:

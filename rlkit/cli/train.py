@@ -37,8 +37,6 @@ CHUNKS_PER_CHECKPOINT = 5  # the default interval: every fifth chunk, so about 4
 
 
 def run_train(args: argparse.Namespace, argv: list[str]) -> int:
-    from rlkit.training import distributed
-    from rlkit.training.compile_cache import enable_compilation_cache
     from rlkit.training.devices import use_cpu_cores
 
     use_cpu_cores()  # before JAX starts: seeds of a multi-seed run spread over the cores
@@ -50,6 +48,17 @@ def run_train(args: argparse.Namespace, argv: list[str]) -> int:
     if args.resume is not None:
         return _resume(args)
     spec = specs.resolve_args(args)
+    try:
+        return _fresh(args, argv, spec)
+    finally:
+        specs.close_env(spec.env)  # a Unity environment's processes end with the command
+
+
+def _fresh(args: argparse.Namespace, argv: list[str], spec: Any) -> int:
+    """A fresh run of the resolved `spec` (run_train's part once the input is checked)."""
+    from rlkit.training import distributed
+    from rlkit.training.compile_cache import enable_compilation_cache
+
     _check_split(spec.seeds)
     algo = spec.module.make(spec.config, spec.env, spec.env_params)
     primary = distributed.is_primary()
@@ -60,6 +69,8 @@ def run_train(args: argparse.Namespace, argv: list[str]) -> int:
         except UsageError as error:
             failure = error
     _agree(failure, "process 0 could not create the run directory")
+    if folder is not None:
+        _keep_host_logs(spec.env, folder)
     cache = enable_compilation_cache()  # before the first compilation: a rerun skips compiling
     if primary:
         _say_rounding(spec, algo)
@@ -79,6 +90,13 @@ def run_train(args: argparse.Namespace, argv: list[str]) -> int:
             file=sys.stderr,
         )
     return _train(run, algo, args, cache, resume=False)
+
+
+def _keep_host_logs(env: Any, folder: Path) -> None:
+    """A host that writes logs (Unity players) copies them into <run>/unity-logs when closed."""
+    host = getattr(getattr(env, "unwrapped", env), "host", None)
+    if hasattr(host, "logs_to"):
+        host.logs_to = folder / "unity-logs"
 
 
 def _join(args: argparse.Namespace) -> None:
@@ -138,8 +156,8 @@ def _resume(args: argparse.Namespace) -> int:
     config_file = folder / "config.yaml"
     if not config_file.is_file():
         raise UsageError(f"{folder} is not a run directory (it has no config.yaml)")
-    spec = specs.resolve(None, config_file=str(config_file))
-    specs.refuse_host_env(spec.env_name, "--resume")  # its state was never checkpointed
+    # a host env's state was never checkpointed: refused before one is built
+    spec = specs.resolve(None, config_file=str(config_file), refuse="--resume")
     _check_split(spec.seeds)
     algo = spec.module.make(spec.config, spec.env, spec.env_params)
     cache = enable_compilation_cache()
@@ -231,11 +249,15 @@ def _train(run: Any, algo: Any, args: Any, cache: Any, resume: bool) -> int:
 def _failure(error: BaseException, run: Any) -> BaseException:
     """The one-line RunFailure for an expected failure during training; any other error as it
     is (a bug keeps its traceback)."""
+    from rlkit.bridges.host import HostFailure, host_failure
     from rlkit.training.checkpoints import CheckpointError
     from rlkit.training.guard import Diverged
 
     kept = run.kept()
     where = f"checkpoint {kept} is kept" if kept is not None else "no checkpoint was saved"
+    host_error = error if isinstance(error, HostFailure) else host_failure(run.spec.env)
+    if isinstance(host_error, HostFailure):  # raised inside a compiled chunk: XLA wrapped it
+        return RunFailure(f"{host_error}; {where} in {run.folder}")
     if isinstance(error, Diverged):
         return RunFailure(f"training diverged: {error}; {where} in {run.folder}")
     if isinstance(error, CheckpointError):

@@ -90,8 +90,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     specs.check_int("--eval-episodes", args.eval_episodes, 1, specs.MAX_EVAL_EPISODES)
     if not (math.isfinite(args.grace_period) and args.grace_period > 0):
         raise UsageError(f"--grace-period must be a positive number, got {args.grace_period}")
-    spec = specs.resolve_args(args)
-    specs.refuse_host_env(spec.env_name, "rlkit tune")  # its trials are vmapped
+    spec = specs.resolve_args(args, refuse="rlkit tune")  # its trials are vmapped
     entries = _space_file(args.space) if args.space else []
     for item in args.param:
         if "=" not in item:
