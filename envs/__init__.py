@@ -20,9 +20,10 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-import gymnax
-
 from rlkit.core.config import INT_MAX, ConfigError, coerce_field
+from rlkit.core.gymnax_import import import_gymnax
+
+gymnax = import_gymnax()
 
 __all__ = ["RLKIT_ENVS", "list_envs", "make"]
 
