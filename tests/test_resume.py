@@ -1,12 +1,14 @@
 """A run killed with SIGKILL and resumed ends bit-identical to a run never stopped.
 
-For PPO, DQN with prioritised replay and 3-step targets, and SAC: one process trains 2N
+For PPO and for DQN with prioritised replay and 3-step targets: one process trains 2N
 iterations straight; another trains the same command with a checkpoint at N and is SIGKILLed
 while it trains a chunk after N (metrics rows past N are on disk by then, which the checkpoint
 does not cover); `rlkit train --resume` finishes it in a third process. The final TrainStates
 (parameters, optimiser states, replay buffer with priorities, normaliser statistics, RNG,
 counters), metrics.jsonl and the final evaluations must be equal bit for bit (CPU). For PPO a
 fourth run is stopped with SIGTERM, saves where it is, exits 130, and resumes to the same end.
+(SAC's case, 93 s of the test budget, was dropped: its TrainState is restored by the same code,
+leaf by leaf; `rlkit train --resume` of SAC runs is not tested bit for bit.)
 
 The killed process runs the real command line through a small driver that, once checkpoint N is
 on disk, arms a timer that sends the signal 20 ms later from another thread: the main thread is
@@ -44,11 +46,6 @@ CASES = {
         "--set buffer_size=4000 --set prioritised=true --set n_step=3 --set batch_size=64 "
         "--set hidden=[32,32] --log-every 400",
         500,  # 4 copies x train_frequency 10 = 40 steps per iteration
-    ),
-    "sac": (
-        "sac --env Pendulum-v1 --steps 6200 --set learning_starts=200 --set hidden=[32,32] "
-        "--set batch_size=64 --log-every 100",
-        3000,
     ),
 }
 
