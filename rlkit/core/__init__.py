@@ -2,7 +2,3 @@
 environment wrappers, the `Algorithm` an agent builds, and configuration fields (`config`,
 `fields`), finite-state environments (`tabular`), and the wrapper that shows a planner the
 environment's state (`env_state`). Imports only `rlkit.ops`."""
-
-from rlkit.core.gymnax_import import import_gymnax
-
-import_gymnax()  # before any module of this layer imports from gymnax (see gymnax_import)

@@ -28,8 +28,12 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from gymnax.environments.environment import Environment as GymnaxEnvironment
-from gymnax.environments.environment import EnvParams, EnvState
+
+from rlkit.core.gymnax_import import import_gymnax
+
+_gymnax_environment = import_gymnax().environments.environment  # without seaborn (gymnax_import)
+GymnaxEnvironment = _gymnax_environment.Environment
+EnvParams, EnvState = _gymnax_environment.EnvParams, _gymnax_environment.EnvState
 
 __all__ = [
     "EnvParams",

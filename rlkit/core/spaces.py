@@ -11,7 +11,12 @@ from __future__ import annotations
 import gymnasium
 import jax.numpy as jnp
 import numpy as np
-from gymnax.environments.spaces import Box, Dict, Discrete, Space, Tuple
+
+from rlkit.core.gymnax_import import import_gymnax
+
+_gymnax_spaces = import_gymnax().environments.spaces  # gymnax without seaborn (gymnax_import)
+Box, Dict, Discrete = _gymnax_spaces.Box, _gymnax_spaces.Dict, _gymnax_spaces.Discrete
+Space, Tuple = _gymnax_spaces.Space, _gymnax_spaces.Tuple
 
 __all__ = [
     "Box",
