@@ -1,12 +1,13 @@
-"""gymnax, imported without the plotting library it loads for one renderer.
+"""gymnax, imported without the plotting libraries it loads for its renderers.
 
-`import gymnax` imports every environment module, and gymnax's Pong module imports seaborn at
-module level for its `render` only (seaborn pulls in scipy.stats): about 2 s of every rlkit
-process's start on a 2-core CPU, for a package no rlkit code path uses. `import_gymnax()`
-imports gymnax with a stand-in for seaborn that imports the real seaborn the first time one of
-its attributes is read (so Pong's renderer still works), and leaves `sys.modules` as it found it:
-code that imports seaborn afterwards gets the real module. When seaborn is already imported,
-nothing is deferred.
+`import gymnax` imports every environment module, and several import plotting libraries at
+module level for their `render` only: Pong imports seaborn (which pulls in scipy.stats), about
+2 s of every rlkit process's start on a 2-core CPU; Catch, Pong, Rooms, MetaMaze and PointRobot
+import matplotlib.pyplot, about 0.5 s more. No rlkit training path uses either. `import_gymnax()`
+imports gymnax with a stand-in for each module in DEFERRED that imports the real module the
+first time one of its attributes is read (so the renderers still work), and leaves
+`sys.modules` as it found it: code that imports them afterwards gets the real modules (rlkit's
+plots import matplotlib.pyplot themselves). A module already imported is not deferred.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 __all__ = ["import_gymnax"]
 
-DEFERRED = ("seaborn",)
+DEFERRED = ("seaborn", "matplotlib.pyplot")
 
 
 class _Deferred(types.ModuleType):
