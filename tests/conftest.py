@@ -2,18 +2,36 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
+
 import pytest
 
+from rlkit.training.compile_cache import CACHE_ENV, enable_compilation_cache
 from rlkit.training.cpu_compilation import prefer_fast_cpu_compilation
 
 # As the `rlkit` command does, before any test module starts JAX's backend; the processes tests
 # start inherit it.
 prefer_fast_cpu_compilation()
 
+# One on-disk compilation cache for the whole session: the test processes (the pytest-xdist
+# workers, which inherit this variable from the controller that imports this file first) and
+# the `rlkit` processes tests start. Many tests build the same programs (the same tiny PPO on
+# CartPole, ...); the first compiles, the rest load, as `rlkit train` does for a user. It is
+# never the user's folder, and it goes when the session ends. Tests of the cache itself, and
+# tests that count compilations in fresh processes, give their processes a folder of their own.
+_SESSION_CACHE = "RLKIT_TEST_SESSION_CACHE"
+if _SESSION_CACHE not in os.environ:
+    os.environ[_SESSION_CACHE] = tempfile.mkdtemp(prefix="rlkit-test-xla-")
+    atexit.register(shutil.rmtree, os.environ[_SESSION_CACHE], True)
+os.environ[CACHE_ENV] = os.environ[_SESSION_CACHE]
+enable_compilation_cache()
+
 
 @pytest.fixture(autouse=True)
-def _no_compilation_cache_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`rlkit train` run in-process must not turn JAX's on-disk cache on for the rest of the
-    test process (JAX decides once per process) nor write to the user's cache folder;
-    tests/test_cli.py tests the cache in fresh processes with a folder of their own."""
-    monkeypatch.setenv("RLKIT_CACHE_DIR", "off")
+def _session_compilation_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`rlkit train` run in-process or in a process a test starts uses the session's cache
+    (a test may set its own)."""
+    monkeypatch.setenv(CACHE_ENV, os.environ[_SESSION_CACHE])
