@@ -7,8 +7,6 @@ import os
 import shutil
 import tempfile
 
-import pytest
-
 from rlkit.training.compile_cache import CACHE_ENV, enable_compilation_cache
 from rlkit.training.cpu_compilation import prefer_fast_cpu_compilation
 
@@ -20,7 +18,8 @@ prefer_fast_cpu_compilation()
 # workers, which inherit this variable from the controller that imports this file first) and
 # the `rlkit` processes tests start. Many tests build the same programs (the same tiny PPO on
 # CartPole, ...); the first compiles, the rest load, as `rlkit train` does for a user. It is
-# never the user's folder, and it goes when the session ends. Tests of the cache itself, and
+# never the user's folder, and it goes when the session ends (a test that changes RLKIT_CACHE_DIR
+# through monkeypatch gets this value back after it). Tests of the cache itself, and
 # tests that count compilations in fresh processes, give their processes a folder of their own.
 _SESSION_CACHE = "RLKIT_TEST_SESSION_CACHE"
 if _SESSION_CACHE not in os.environ:
@@ -28,10 +27,3 @@ if _SESSION_CACHE not in os.environ:
     atexit.register(shutil.rmtree, os.environ[_SESSION_CACHE], True)
 os.environ[CACHE_ENV] = os.environ[_SESSION_CACHE]
 enable_compilation_cache()
-
-
-@pytest.fixture(autouse=True)
-def _session_compilation_cache(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`rlkit train` run in-process or in a process a test starts uses the session's cache
-    (a test may set its own)."""
-    monkeypatch.setenv(CACHE_ENV, os.environ[_SESSION_CACHE])

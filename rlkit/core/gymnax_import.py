@@ -3,7 +3,8 @@
 `import gymnax` imports every environment module, and several import plotting libraries at
 module level for their `render` only: Pong imports seaborn (which pulls in scipy.stats), about
 2 s of every rlkit process's start on a 2-core CPU; Catch, Pong, Rooms, MetaMaze and PointRobot
-import matplotlib.pyplot, about 0.5 s more. No rlkit training path uses either. `import_gymnax()`
+import matplotlib.pyplot, about 0.3 s more (matplotlib's package itself still loads: the
+import statement imports the parent package). No rlkit training path uses either. `import_gymnax()`
 imports gymnax with a stand-in for each module in DEFERRED that imports the real module the
 first time one of its attributes is read (so the renderers still work), and leaves
 `sys.modules` as it found it: code that imports them afterwards gets the real modules (rlkit's
