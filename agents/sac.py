@@ -28,14 +28,26 @@ actor and Q heads over all actions; action masks are honoured (masked actions ge
 and drop out of every expectation). Target entropy discrete_target_entropy_scale *
 log(num_actions) (ML-Agents: 0.2).
 
+`value_network=True` is SAC v1 (Haarnoja et al. 2018a), the form ML-Agents' SAC uses: a state-value
+network V and its Polyak-averaged target replace the target critics,
+
+    y          = r + gamma (1 - terminated) V_targ(s')
+    L_V        = 1/2 E[(V(s) - sum_a~ pi(a~|s) [min_k Q_k(s, a~) - alpha log pi(a~|s)])^2]
+    theta_V_targ <- (1 - tau) theta_V_targ + tau theta_V    (the critics have no target)
+
+with V's regression target taken from the actor step's PolicyValues (the updated critics, the
+actor before its step); V steps after the actor.
+
 `make(..., target=fn)` replaces the soft target: fn(batch, next, alpha, hparams, config) -> y [B]
 with `next` the PolicyValues at s' (target critics); `make(..., actor_loss=fn)` the actor loss:
 fn(now, alpha, hparams, config) -> scalar with `now` the PolicyValues at s (updated critics).
 
-Differences from ML-Agents' SAC: ML-Agents keeps a state-value network and its target (SAC v1);
-here the target bootstraps from the twin target critics (SAC v2, as SB3, CleanRL and rejax).
-ML-Agents updates whenever `steps_per_update` agent steps have accumulated; here the ratio is
-met exactly once per iteration.
+Differences from ML-Agents' SAC: by default the target bootstraps from the twin target critics
+(SAC v2, as SB3, CleanRL and rejax); ML-Agents keeps a state-value network and its target
+(`value_network=True`). ML-Agents takes one optimiser step on the sum of the critic and value
+losses computed before either moves; here they step in turn, as above. ML-Agents updates
+whenever `steps_per_update` agent steps have accumulated; here the ratio is met exactly once per
+iteration.
 """
 
 from __future__ import annotations
@@ -59,7 +71,7 @@ from rlkit.data import offpolicy
 from rlkit.data.offpolicy import OffPolicyState
 from rlkit.nets.actors import CategoricalActor, SquashedGaussianActor
 from rlkit.nets.layers import PolicyParams
-from rlkit.nets.q import ContinuousQ, QNetwork, TwinQ
+from rlkit.nets.q import ContinuousQ, QNetwork, StateValue, TwinQ
 from rlkit.ops.distributions import Categorical, TanhGaussian
 from rlkit.ops.losses import critic_loss, expected_actor_loss, temperature_loss
 from rlkit.ops.optim import apply_gradients, make_optimiser
@@ -112,6 +124,11 @@ class Config:
         low=0.0,
         traced=True,
     )
+    value_network: bool = hp(
+        False,
+        "SAC v1: bootstrap from a state-value network's Polyak target instead of target critics "
+        "(ML-Agents' SAC; SB3, CleanRL: off)",
+    )
     normalize_obs: bool = fields.normalize_obs(False, "ML-Agents `normalize`; SB3: off")
     optimiser: str = fields.optimiser("adam", "SB3: adam")
     optimiser_eps: float = fields.optimiser_eps(1e-8, "PyTorch's Adam, as SB3")
@@ -162,7 +179,10 @@ def actor_loss(now: PolicyValues, alpha: jax.Array, hparams: dict, config: Confi
 
 @struct.dataclass
 class Learner:
-    """What a gradient step changes: weights, the temperature and their optimiser states."""
+    """What a gradient step changes: weights, the temperature and their optimiser states.
+
+    With `value_network` the target critics are None and value, target_value, value_opt hold
+    the state-value network; without, those three are None."""
 
     actor: Any
     critic: Any  # twin critics, leaves [2, ...]
@@ -171,6 +191,9 @@ class Learner:
     actor_opt: Any
     critic_opt: Any
     alpha_opt: Any
+    value: Any = None
+    target_value: Any = None
+    value_opt: Any = None
 
 
 # SAC carries what every off-policy agent carries (rlkit.data.offpolicy), with a Learner.
@@ -200,6 +223,7 @@ class SAC:
     tx: Any
     target: Callable
     actor_loss: Callable
+    value_net: nn.Module
 
     def policy_params(self, state: TrainState) -> PolicyParams:
         return PolicyParams(state.learner.actor, state.obs_stats, self.config.normalize_obs)
@@ -227,7 +251,14 @@ class SAC:
             critic_params = self.critic.init(critic_key, x, *action)
             log_alpha = jnp.log(hparams["alpha"]).astype(jnp.float32)
             optimisers = [self.tx.init(p) for p in (actor_params, critic_params, log_alpha)]
-            return Learner(actor_params, critic_params, critic_params, log_alpha, *optimisers)
+            if not self.config.value_network:
+                return Learner(actor_params, critic_params, critic_params, log_alpha, *optimisers)
+            value_params = self.value_net.init(jax.random.fold_in(key, 1), x)
+            learner = Learner(actor_params, critic_params, None, log_alpha, *optimisers)
+            value_opt = self.tx.init(value_params)
+            return learner.replace(
+                value=value_params, target_value=value_params, value_opt=value_opt
+            )
 
         return self.core.init(key, hparams, init_learner)
 
@@ -262,12 +293,17 @@ class SAC:
         config, alpha = self.config, jnp.exp(learner.log_alpha)
         step = lambda p, g, s: apply_gradients(self.tx, p, g, s, h["learning_rate"])[:2]  # noqa: E731
 
-        # Critics towards the soft target of the target critics.
+        # Critics towards the soft target of the target critics (or of V's target).
         next_obs, next_mask = batch["next_obs"], batch.get("next_mask")
-        next = self.policy_values(
-            learner.actor, learner.target_critic, next_obs, next_mask, target_key
-        )
-        y = jax.lax.stop_gradient(self.target(batch, next, alpha, h, config))
+        if config.value_network:
+            next_value = self.value_net.apply(learner.target_value, next_obs)
+            y = one_step_target(batch["reward"], batch["terminated"], next_value, h["gamma"])
+        else:
+            next = self.policy_values(
+                learner.actor, learner.target_critic, next_obs, next_mask, target_key
+            )
+            y = self.target(batch, next, alpha, h, config)
+        y = jax.lax.stop_gradient(y)
 
         def critic_objective(params: Any) -> tuple[jax.Array, jax.Array]:
             q = self.q_of_stored_actions(params, batch)
@@ -277,14 +313,25 @@ class SAC:
         critic_params, critic_opt = step(learner.critic, grads, learner.critic_opt)
 
         # Actor against the updated critics.
-        def actor_objective(params: Any) -> tuple[jax.Array, jax.Array]:
+        def actor_objective(params: Any) -> tuple[jax.Array, tuple]:
             now = self.policy_values(
                 params, critic_params, batch["obs"], batch.get("mask"), actor_key
             )
-            return self.actor_loss(now, alpha, h, config), now.entropy()
+            soft_value = None  # V's regression target, with value_network
+            if config.value_network:
+                q_min = now.q.min(axis=0)
+                soft_value = expected_soft_value(now.probs, now.log_probs, q_min, alpha)
+            return self.actor_loss(now, alpha, h, config), (now.entropy(), soft_value)
 
-        (pi_loss, entropy), grads = jax.value_and_grad(actor_objective, has_aux=True)(learner.actor)
+        actor_grad = jax.value_and_grad(actor_objective, has_aux=True)
+        (pi_loss, (entropy, soft_value)), grads = actor_grad(learner.actor)
         actor_params, actor_opt = step(learner.actor, grads, learner.actor_opt)
+        extra = {}
+        if config.value_network:
+            value_params, value_opt, target_value, v_loss = self.value_step(
+                learner, jax.lax.stop_gradient(soft_value), batch["obs"], h, step
+            )
+            extra["value_loss"] = v_loss
 
         # Temperature towards the target entropy.
         log_alpha, alpha_opt = learner.log_alpha, learner.alpha_opt
@@ -294,12 +341,30 @@ class SAC:
         if config.autotune_alpha:
             log_alpha, alpha_opt = step(log_alpha, alpha_grad, alpha_opt)
 
-        target_critic = offpolicy.update_target(learner.target_critic, critic_params, h["tau"])
         new = Learner(
-            actor_params, critic_params, target_critic, log_alpha, actor_opt, critic_opt, alpha_opt
+            actor_params, critic_params, None, log_alpha, actor_opt, critic_opt, alpha_opt
         )
-        stats = {"critic_loss": q_loss, "actor_loss": pi_loss, "alpha_loss": alpha_loss}
+        if config.value_network:
+            new = new.replace(value=value_params, target_value=target_value, value_opt=value_opt)
+        else:
+            target_critic = offpolicy.update_target(learner.target_critic, critic_params, h["tau"])
+            new = new.replace(target_critic=target_critic)
+        stats = {"critic_loss": q_loss, "actor_loss": pi_loss, "alpha_loss": alpha_loss, **extra}
         return new, {**stats, "alpha": alpha, "entropy": entropy.mean(), "q_mean": q.mean()}
+
+    def value_step(
+        self, learner: Learner, soft_value: jax.Array, obs: jax.Array, h: dict, step: Callable
+    ) -> tuple[Any, Any, Any, jax.Array]:
+        """One step of V(s) [B] towards soft_value [B] (1/2 mean squared error), then V's Polyak
+        target: (value params, optimiser state, target params, loss)."""
+
+        def value_objective(params: Any) -> jax.Array:
+            return critic_loss(self.value_net.apply(params, obs)[None], soft_value)
+
+        loss, grads = jax.value_and_grad(value_objective)(learner.value)
+        params, opt = step(learner.value, grads, learner.value_opt)
+        target = offpolicy.update_target(learner.target_value, params, h["tau"])
+        return params, opt, target, loss
 
     def learn(self, state: TrainState, key: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
         draw_key, step_key = jax.random.split(key)
@@ -327,9 +392,13 @@ def make(
     actor_loss: Callable = actor_loss,
 ) -> Algorithm:
     """Build SAC for `env` (a single environment, or a vectorised one with config.num_envs);
-    `target` and `actor_loss` replace the soft target and the actor loss (module docstring)."""
+    `target` and `actor_loss` replace the soft target and the actor loss (module docstring).
+    A replaced target needs the target critics: not with `value_network`."""
+    if config.value_network and target is not soft_target:
+        raise ConfigError("a replacement target needs the target critics: not with value_network")
     core = offpolicy.build(config, env, env_params)
     actor, critic = build_networks(config, core.action_space)
     tx = make_optimiser(config.optimiser, eps=config.optimiser_eps)
-    agent = SAC(config, core, actor, critic, tx, target, actor_loss)
+    value_net = StateValue(config.hidden, config.activation)
+    agent = SAC(config, core, actor, critic, tx, target, actor_loss, value_net)
     return core.algorithm(agent, config, env, env_params)

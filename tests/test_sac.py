@@ -25,10 +25,13 @@ import pytest
 import envs
 from agents import sac
 from envs.probes import ActionDependentReward, ConstantReward
+from rlkit.core.config import ConfigError
 from rlkit.core.spaces import Box
 from rlkit.data import offpolicy
 from rlkit.nets.actors import LOG_STD_MAX, LOG_STD_MIN
+from rlkit.nets.q import StateValue
 from rlkit.ops import losses, targets
+from rlkit.ops.distributions import TanhGaussian
 from rlkit.training.runner import seed_keys, train
 
 # -------------------------------------------------------------------------------------------
@@ -350,6 +353,55 @@ def test_probe_truncation_bootstraps():
     _, state = _train(config, env)
     q = _q_values(config, env, state.learner.critic, jnp.zeros((1, 1)))
     np.testing.assert_allclose(q, 2.0, atol=0.05)
+
+
+def test_probe_value_network_bootstraps_through_its_target():
+    # SAC v1 on the truncation probe: Q(s, a) = 1 + 0.5 V_targ(s') and V(s) = Q(s, a) (one
+    # action, log pi = 0), so both reach 1 / (1 - 0.5) = 2 only through V's target (its
+    # initial output is about 0, which would leave Q near 1).
+    env = _EndlessConstantReward()
+    config = sac.Config(**PROBE, total_steps=3_000, gamma=0.5, value_network=True)
+    algo, state = _train(config, env)
+    assert state.learner.target_critic is None
+    obs = jnp.zeros((1, 1))
+    q = _q_values(config, env, state.learner.critic, obs)
+    np.testing.assert_allclose(q, 2.0, atol=0.05)
+    value = jax.vmap(lambda p: StateValue(config.hidden, config.activation).apply(p, obs))
+    np.testing.assert_allclose(value(state.learner.value), 2.0, atol=0.05)
+    np.testing.assert_allclose(value(state.learner.target_value), 2.0, atol=0.05)
+
+
+def test_probe_value_network_with_the_temperature_in_its_target():
+    # One step to a terminal, reward 1, a fixed temperature: Q = 1, and
+    # V(s) = E_a~pi[Q(s, a) - alpha log pi(a|s)] = 1 + alpha H(pi), which the critics alone
+    # never see. The actor's entropy is measured on the trained policy.
+    env = ConstantReward(continuous=True)
+    config = sac.Config(
+        **PROBE, total_steps=3_000, autotune_alpha=False, alpha=0.3, value_network=True
+    )
+    _, state = _train(config, env)
+    obs = jnp.zeros((4096, 1))
+    q = _q_values(config, env, state.learner.critic, obs[:3], jnp.array([[-0.8], [0.0], [0.8]]))
+    np.testing.assert_allclose(q, 1.0, atol=0.05)
+    actor, _ = sac.build_networks(config, env.action_space(env.default_params))
+    value_net = StateValue(config.hidden, config.activation)
+
+    def expected_and_learned(learner, key):
+        dist = TanhGaussian(*actor.apply(learner.actor, obs))
+        entropy = -dist.sample_and_log_prob(key)[1].mean()  # Monte Carlo over 4096 samples
+        return 1.0 + 0.3 * entropy, value_net.apply(learner.value, obs[:1])[0]
+
+    keys = jax.random.split(jax.random.PRNGKey(3), 2)
+    expected, value = jax.vmap(expected_and_learned)(state.learner, keys)
+    np.testing.assert_allclose(value, expected, atol=0.05)
+    assert float(jnp.min(expected)) > 1.1  # the temperature term is visible in V
+
+
+def test_value_network_refuses_a_replacement_target():
+    env = ConstantReward(continuous=True)
+    config = sac.Config(**PROBE, total_steps=3_000, value_network=True)
+    with pytest.raises(ConfigError, match="value_network"):
+        sac.make(config, env, env.default_params, target=lambda *args: args[0]["reward"])
 
 
 def test_probe_discrete_picks_the_rewarded_action():

@@ -1,5 +1,6 @@
-"""Action-value networks: Q(s, .) over discrete actions (optionally dueling), Q(s, a) for
-continuous actions, and a twin of either (SAC's clipped double Q)."""
+"""Value networks: Q(s, .) over discrete actions (optionally dueling), Q(s, a) for continuous
+actions, a twin of either (SAC's clipped double Q), and a state value V(s) (SAC v1's value
+network)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import jax.numpy as jnp
 
 from rlkit.nets.layers import MLP, orthogonal
 
-__all__ = ["ContinuousQ", "QNetwork", "TwinQ"]
+__all__ = ["ContinuousQ", "QNetwork", "StateValue", "TwinQ"]
 
 
 def _dense(features: int) -> nn.Dense:
@@ -48,6 +49,17 @@ class ContinuousQ(nn.Module):
     def __call__(self, x: jax.Array, action: jax.Array) -> jax.Array:
         features = MLP(self.hidden, self.activation)(jnp.concatenate([x, action], axis=-1))
         return _dense(1)(features)[..., 0]
+
+
+class StateValue(nn.Module):
+    """x [B, F] -> V(s) [B]: an MLP and a linear head."""
+
+    hidden: Sequence[int]
+    activation: str = "relu"
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return _dense(1)(MLP(self.hidden, self.activation)(x))[..., 0]
 
 
 class TwinQ(nn.Module):
