@@ -257,3 +257,20 @@ def test_plot_sweep_of_a_plain_run_is_a_usage_error(tmp_path, capsys):
     path = write_run(tmp_path, "a", [1.0, 2.0])
     assert main(["plot", str(path), "--kind", "sweep"]) == 2
     assert "needs a sweep" in capsys.readouterr().err
+
+
+def test_curves_join_the_rows_that_have_a_value(tmp_path, monkeypatch):
+    # Each value sits between rows where no episode ended (null): matplotlib breaks a line at
+    # nan, so drawn as is nothing would show; the curve goes through the finite rows instead.
+    sparse = [[None, 50.0, None, 100.0, None, 100.0] for _ in range(4)]
+    path = write_run(tmp_path, "a", [100.0] * 4, curves=sparse)
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, stem: figures.append(fig) or [])
+    plots.learning_curves(load(path), tmp_path / "curves", per_seed=True)
+    ax = figures[0].axes[0]
+    for line in ax.lines:  # the IQM, then the per-seed lines
+        np.testing.assert_array_equal(line.get_xdata(), [2000, 4000, 6000])
+    np.testing.assert_array_equal(ax.lines[0].get_ydata(), [50.0, 100.0, 100.0])
+    steps, values = plots.finite_points(np.arange(3), np.array([np.nan, 1.0, np.inf]))
+    np.testing.assert_array_equal(steps, [1])
+    np.testing.assert_array_equal(values, [1.0])

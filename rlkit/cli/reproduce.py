@@ -183,17 +183,19 @@ def _plot(folder: Path, target: dict[str, Any], verdict: dict[str, Any]) -> list
     import matplotlib.pyplot as plt
 
     from rlkit.report import results, stats
+    from rlkit.report.plots import finite_points
 
     (result,) = results.load(folder)
     metric = verdict["metric"]
-    point, lo, hi = stats.bootstrap_band(result.curve, metric)
+    band = stats.bootstrap_band(result.curve, metric)
+    steps, point, lo, hi = finite_points(result.curve_steps, *band)
     fig, ax = plt.subplots(figsize=(7, 4))
-    steps = result.curve_steps
     for seed_curve in result.curve:
-        ax.plot(steps, seed_curve, color="C0", alpha=0.15, linewidth=0.7)
+        ax.plot(*finite_points(result.curve_steps, seed_curve), color="C0", alpha=0.15, lw=0.7)
     ax.plot(steps, point, color="C0", label=f"training episode return ({metric} over seeds)")
     ax.fill_between(steps, lo, hi, color="C0", alpha=0.25, linewidth=0)
-    ax.plot([steps[-1]], [verdict["value"]], "o", color="C1", label=f"final evaluation ({metric})")
+    final = ([result.curve_steps[-1]], [verdict["value"]])
+    ax.plot(*final, "o", color="C1", label=f"final evaluation ({metric})")
     ax.axhline(
         target["threshold"], color="C3", linestyle="--", label=f"target {target['threshold']:g}"
     )

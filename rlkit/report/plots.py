@@ -4,8 +4,11 @@ swept value, and performance profiles. Each function writes `<out_stem>.png` and
 
 Statistics follow rlkit.report.stats: the IQM over seeds with a 95% percentile-bootstrap
 interval (the mean instead when there are fewer than 4 seeds, where the 25% trim drops
-nothing). matplotlib is imported inside the functions with the Agg backend, so importing this
-module costs nothing and no display is needed.
+nothing). A curve is drawn through the log rows where it has a value: a row in which no episode
+ended (every episode still running, as when a policy balances for the whole time limit) is
+skipped, not drawn as a gap, so sparse rows still show as a line. matplotlib is imported inside
+the functions with the Agg backend, so importing this module costs nothing and no display is
+needed.
 """
 
 from __future__ import annotations
@@ -19,7 +22,13 @@ import numpy as np
 from rlkit.report import stats
 from rlkit.report.results import Result
 
-__all__ = ["learning_curves", "performance_profiles", "spans_decades", "sweep_curve"]
+__all__ = [
+    "finite_points",
+    "learning_curves",
+    "performance_profiles",
+    "spans_decades",
+    "sweep_curve",
+]
 
 _IQM_MIN_SEEDS = 4  # below this the 25% trim drops nothing: say "mean"
 
@@ -37,14 +46,16 @@ def learning_curves(
         for i, r in enumerate(group):
             color = f"C{i % 10}"
             name = _statistic(r.curve.shape[0])
-            point, lo, hi = stats.bootstrap_band(r.curve, name)
-            ax.plot(
-                r.curve_steps, point, color=color, label=f"{r.label} ({name}, n={len(r.curve)})"
+            steps, point, lo, hi = finite_points(
+                r.curve_steps, *stats.bootstrap_band(r.curve, name)
             )
-            ax.fill_between(r.curve_steps, lo, hi, color=color, alpha=0.2, linewidth=0)
+            ax.plot(steps, point, color=color, label=f"{r.label} ({name}, n={len(r.curve)})")
+            ax.fill_between(steps, lo, hi, color=color, alpha=0.2, linewidth=0)
             if per_seed:
                 for seed_curve in r.curve:
-                    ax.plot(r.curve_steps, seed_curve, color=color, alpha=0.3, linewidth=0.6)
+                    ax.plot(
+                        *finite_points(r.curve_steps, seed_curve), color=color, alpha=0.3, lw=0.6
+                    )
         ax.set(title=env, xlabel="environment steps per seed", ylabel="training episode return")
         ax.legend(fontsize="small", title="95% bootstrap CI band", title_fontsize="small")
         ax.grid(alpha=0.3)
@@ -116,6 +127,14 @@ def performance_profiles(
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
+
+def finite_points(steps: np.ndarray, *curves: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(steps, *curves) [T] restricted to the steps where the first curve is finite, so that a
+    line joins the rows that have a value (matplotlib breaks a line at every nan, and a value
+    between two nans would not be drawn at all)."""
+    keep = np.isfinite(curves[0])
+    return (np.asarray(steps)[keep], *(np.asarray(c)[keep] for c in curves))
 
 
 def _pyplot() -> Any:
