@@ -72,7 +72,7 @@ class Config:
     """AlphaZero hyperparameters (see the module docstring for each one's role)."""
 
     total_steps: int = fields.total_steps(
-        204_800, "chosen here: 200 iterations, 91% draws against tic-tac-toe's minimax"
+        204_800, "chosen here: 200 iterations; 79-98% non-losses against minimax (6 seeds)"
     )
     num_envs: int = fields.num_envs(64, "self-play games at once; chosen here")
     rollout_length: int = fields.rollout_length(16, "chosen here")
