@@ -445,8 +445,9 @@ def test_replacement_target_and_actor_loss_are_what_the_compiled_program_learns(
 
 @pytest.mark.learning
 def test_learns_balance_ball_in_200k_agent_steps():
-    # ML-Agents' 3DBall settings (12 agents, steps_per_update 10, batch 64, 2x64 swish), stopped
-    # at 100k of their 200k agent steps: every seed reaches the maximum return, 100.
+    # ML-Agents' 3DBall settings (12 agents, steps_per_update 10, batch 64, 2x64 swish, its SAC's
+    # value network), stopped at 100k of their 200k agent steps: every seed reaches the maximum
+    # return, 100.
     env, params = envs.make("BalanceBall-v0")
     config = sac.Config(**{**sac.PRESETS["mlagents/3DBall"], "total_steps": 100_000})
     result = train(sac.make(config, env, params), num_seeds=4, eval_episodes=8)
