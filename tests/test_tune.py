@@ -183,17 +183,20 @@ def test_a_killed_worker_loses_only_its_batch_which_a_restarted_worker_retries(s
     silent, retries them (attempt 2, same trial numbers and params) and finishes: exactly 6
     trials, numbered 0..5, all COMPLETE."""
     storage = f"sqlite:///{shared / 'kill.db'}"
+    # The tables first: this test's reads would otherwise race the worker's creating them (each
+    # opening of an RDB storage creates missing tables), which once made the worker fail.
+    optuna.create_study(study_name="reinforce-CartPole-v1", storage=storage)
     # An empty compilation cache of its own: the batch's trials stay RUNNING while it compiles.
     first = _worker(shared, storage, 6, grace=2.0, cache="cold-cache")
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and first.poll() is None:
-        if (shared / "kill.db").exists():
-            try:
-                if sum(t.state == TrialState.RUNNING for t in _trials(storage)) == BATCH:
-                    break
-            except (KeyError, sqlalchemy.exc.SQLAlchemyError):
-                pass  # the study or its tables are being created, or the worker is writing
+        try:
+            if sum(t.state == TrialState.RUNNING for t in _trials(storage)) == BATCH:
+                break
+        except sqlalchemy.exc.SQLAlchemyError:
+            pass  # the worker is writing
         time.sleep(0.2)
+    assert first.poll() is None, f"the worker ended before it was killed: {first.communicate()[0]}"
     first.send_signal(signal.SIGKILL)
     first.wait()
     killed = {t.number: t.params for t in _trials(storage) if t.state == TrialState.RUNNING}
@@ -232,3 +235,37 @@ def test_a_later_search_space_entry_replaces_an_earlier_one_for_the_same_field(r
     config = resolve("reinforce", env="CartPole-v1", steps=4096, sets=SETS).config
     space = search_space(config, [("gamma", "uniform:0.9:0.95"), ("gamma", "categorical:0.9,0.99")])
     assert list(space) == ["gamma"] and space["gamma"].choices == (0.9, 0.99)
+
+
+def test_a_worker_that_loses_the_race_to_create_the_tables_opens_the_storage_again(
+    tmp_path, monkeypatch
+):
+    """Workers started together on a new database race to create its tables; the loser's
+    CREATE TABLE fails with "already exists" (the tables are there by then): opening again
+    succeeds. Other errors are not retried."""
+    from rlkit.cli import tune as tune_cli
+
+    real, calls = optuna.storages.RDBStorage, []
+
+    def racing(url, **kwargs):
+        calls.append(url)
+        if len(calls) == 1:
+            real(url, **kwargs)  # the other worker: the tables now exist
+            orig = Exception("table studies already exists")
+            raise sqlalchemy.exc.OperationalError("CREATE TABLE studies", {}, orig)
+        return real(url, **kwargs)
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", racing)
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    storage = tune_cli._open_rdb_storage(url)
+    assert len(calls) == 2 and storage.get_all_studies() == []
+
+    def locked(url, **kwargs):
+        calls.append(url)
+        raise sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", locked)
+    calls.clear()
+    with pytest.raises(sqlalchemy.exc.OperationalError, match="locked"):
+        tune_cli._open_rdb_storage(url)
+    assert len(calls) == 1

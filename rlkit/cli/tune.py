@@ -170,6 +170,26 @@ def _search(args: Any, argv: list[str], spec: Any, algo: Any, space: dict) -> in
     return _write_results(folder, study, spec, argv, wall)
 
 
+def _open_rdb_storage(url: str, attempts: int = 5) -> Any:
+    """Optuna's RDBStorage on `url`. Opening one creates the missing tables, so workers started
+    together on a new database race to create them and the loser's CREATE TABLE fails ("table
+    ... already exists"); the tables then exist, and opening again succeeds: up to `attempts`
+    tries, 0.1-0.5 s apart, for that error only."""
+    import optuna
+    import sqlalchemy.exc
+
+    # sqlite: wait up to a minute for another worker's write lock (its default: 5 s)
+    wait = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    for attempt in range(1, attempts + 1):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=wait)
+        except sqlalchemy.exc.OperationalError as error:
+            if "already exists" not in str(error) or attempt == attempts:
+                raise
+            time.sleep(0.1 * attempt)
+    raise AssertionError("unreachable")
+
+
 def _open_study(storage_text: str, name: str, args: Any, spec: Any, space: dict) -> Any:
     """The study `name` in the storage, created if new (maximise); UsageError when it cannot
     be opened or was made for another algorithm, environment, base config or space."""
@@ -180,9 +200,7 @@ def _open_study(storage_text: str, name: str, args: Any, spec: Any, space: dict)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         if "://" in storage_text:
-            # sqlite: wait up to a minute for another worker's write lock (its default: 5 s)
-            wait = {"connect_args": {"timeout": 60}} if storage_text.startswith("sqlite") else {}
-            storage: Any = optuna.storages.RDBStorage(storage_text, engine_kwargs=wait)
+            storage: Any = _open_rdb_storage(storage_text)
         else:
             from optuna.storages.journal import JournalFileBackend
 
