@@ -251,13 +251,12 @@ class SAC:
             critic_params = self.critic.init(critic_key, x, *action)
             log_alpha = jnp.log(hparams["alpha"]).astype(jnp.float32)
             optimisers = [self.tx.init(p) for p in (actor_params, critic_params, log_alpha)]
+            learner = Learner(actor_params, critic_params, critic_params, log_alpha, *optimisers)
             if not self.config.value_network:
-                return Learner(actor_params, critic_params, critic_params, log_alpha, *optimisers)
-            value_params = self.value_net.init(jax.random.fold_in(key, 1), x)
-            learner = Learner(actor_params, critic_params, None, log_alpha, *optimisers)
-            value_opt = self.tx.init(value_params)
+                return learner
+            value = self.value_net.init(jax.random.fold_in(key, 1), x)
             return learner.replace(
-                value=value_params, target_value=value_params, value_opt=value_opt
+                target_critic=None, value=value, target_value=value, value_opt=self.tx.init(value)
             )
 
         return self.core.init(key, hparams, init_learner)
@@ -329,7 +328,7 @@ class SAC:
         extra = {}
         if config.value_network:
             value_params, value_opt, target_value, v_loss = self.value_step(
-                learner, jax.lax.stop_gradient(soft_value), batch["obs"], h, step
+                learner, soft_value, batch["obs"], h, step
             )
             extra["value_loss"] = v_loss
 
@@ -341,8 +340,13 @@ class SAC:
         if config.autotune_alpha:
             log_alpha, alpha_opt = step(log_alpha, alpha_grad, alpha_opt)
 
-        new = Learner(
-            actor_params, critic_params, None, log_alpha, actor_opt, critic_opt, alpha_opt
+        new = learner.replace(
+            actor=actor_params,
+            critic=critic_params,
+            log_alpha=log_alpha,
+            actor_opt=actor_opt,
+            critic_opt=critic_opt,
+            alpha_opt=alpha_opt,
         )
         if config.value_network:
             new = new.replace(value=value_params, target_value=target_value, value_opt=value_opt)

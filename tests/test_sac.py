@@ -361,7 +361,7 @@ def test_probe_value_network_bootstraps_through_its_target():
     # initial output is about 0, which would leave Q near 1).
     env = _EndlessConstantReward()
     config = sac.Config(**PROBE, total_steps=3_000, gamma=0.5, value_network=True)
-    algo, state = _train(config, env)
+    _, state = _train(config, env)
     assert state.learner.target_critic is None
     obs = jnp.zeros((1, 1))
     q = _q_values(config, env, state.learner.critic, obs)

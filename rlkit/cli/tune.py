@@ -180,14 +180,15 @@ def _open_rdb_storage(url: str, attempts: int = 5) -> Any:
 
     # sqlite: wait up to a minute for another worker's write lock (its default: 5 s)
     wait = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    for attempt in range(1, attempts + 1):
+    attempt = 1
+    while True:
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs=wait)
         except sqlalchemy.exc.OperationalError as error:
             if "already exists" not in str(error) or attempt == attempts:
                 raise
             time.sleep(0.1 * attempt)
-    raise AssertionError("unreachable")
+            attempt += 1
 
 
 def _open_study(storage_text: str, name: str, args: Any, spec: Any, space: dict) -> Any:
