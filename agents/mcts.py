@@ -56,6 +56,7 @@ class Config:
     num_simulations: int = mcts.num_simulations(32, "chosen here")
     max_depth: int = mcts.max_depth(0, "chosen here")
     max_num_considered_actions: int = mcts.max_num_considered_actions(16, "Gumbel paper: 16")
+    q_scaling: str = mcts.q_scaling("bounds", "chosen here: node misses wins below the root")
     gamma: float = fields.gamma(0.99, "chosen here")
     leaf_rollouts: int = hp(
         32,
@@ -110,6 +111,7 @@ def make(config: Config, env: Any, env_params: Any) -> Algorithm:
         num_simulations=config.num_simulations,
         max_depth=config.max_depth or None,
         max_num_considered_actions=config.max_num_considered_actions,
+        value_bounds=mcts.value_bounds_of(env, config.q_scaling),
     )
     venv = WithEnvState(as_vector_env(env, config.num_envs), env)
     batch = config.num_envs * config.rollout_length

@@ -22,14 +22,13 @@ Reference opponents (players act on a batch of G games: (key, states, obs [G, 27
 `minimax_player` (uniform over the moves that keep the game-theoretic value, from an exact
 table: `solve`), and `exploiting_player`, the most wins a never-losing player can expect
 against random play (`solve_against_random`: 95.56% of a match, the ceiling for any learned
-player that also holds minimax). `play_match` measures a player's win/draw/loss rates against
-an opponent, playing first and second.
+player that also holds minimax). `play_match` (envs.match) measures a player's win/draw/loss
+rates against an opponent, playing first and second.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -38,9 +37,9 @@ import numpy as np
 from flax import struct
 from gymnax.environments import environment
 
+from envs.match import Player, play_match, random_player, uniform_among
 from rlkit.core.env import Environment
 from rlkit.core.spaces import Box, Discrete
-from rlkit.ops.prng import fast_compiling_key
 
 __all__ = [
     "LINES",
@@ -65,9 +64,6 @@ LINES = np.array(
 )
 NUM_CELLS = 9
 
-#: player(key, states [G], obs float32[G, 27], masks bool[G, 9]) -> actions int32[G]
-Player = Callable[[jax.Array, Any, jax.Array, jax.Array], jax.Array]
-
 
 @struct.dataclass
 class EnvState(environment.EnvState):
@@ -91,6 +87,8 @@ class TicTacToe(Environment):
     """Tic-tac-toe (module docstring)."""
 
     num_players = 2
+    #: Every value (a game's outcome to the player to move) lies in [-1, 1].
+    value_bounds = (-1.0, 1.0)
 
     @property
     def name(self) -> str:
@@ -290,22 +288,10 @@ def minimax_value(board: Any) -> int:
 # -- players and matches -------------------------------------------------------------------------
 
 
-def _uniform_among(key: jax.Array, allowed: jax.Array) -> jax.Array:
-    """One allowed action per row of allowed bool[G, 9], uniformly (any action if none)."""
-    logits = jnp.where(allowed, 0.0, -jnp.inf)
-    logits = jnp.where(allowed.any(-1, keepdims=True), logits, 0.0)
-    return jax.random.categorical(key, logits).astype(jnp.int32)
-
-
-def random_player(key: jax.Array, states: EnvState, obs: jax.Array, masks: jax.Array) -> jax.Array:
-    """Uniform over the empty cells: actions int32[G]."""
-    return _uniform_among(key, masks)
-
-
 def minimax_player(key: jax.Array, states: EnvState, obs: jax.Array, masks: jax.Array) -> jax.Array:
     """A perfect player: uniform over the moves that keep the value (`solve`): int32[G]."""
     best = jnp.asarray(solve()[1])[encode(states.board)]
-    return _uniform_among(key, best & masks)
+    return uniform_among(key, best & masks)
 
 
 def exploiting_player(
@@ -314,61 +300,4 @@ def exploiting_player(
     """The best safe player against random_player (`solve_against_random(safe=True)`): uniform
     over its best moves; it never loses. int32[G]."""
     best = jnp.asarray(solve_against_random(True)[1])[encode(states.board)]
-    return _uniform_among(key, best & masks)
-
-
-def play_match(
-    env: TicTacToe,
-    params: EnvParams,
-    player: Player,
-    opponent: Player,
-    key: jax.Array,
-    num_games: int,
-) -> dict[str, jax.Array]:
-    """`player` against `opponent` for num_games games as X (moving first) and num_games as O.
-
-    Returns the rates over all 2 num_games games, "win", "draw", "loss" (an illegal move loses),
-    and per side "win_first", "draw_first", "loss_first", "win_second", ... (float32 scalars).
-    Jittable. All 2 G games run in one batch, move by move (9 plies): at each ply both players
-    choose for every game and each game takes the choice of its player to move, so `player`
-    appears once in the program; finished games are frozen.
-    """
-    key = fast_compiling_key(key)  # cheap to compile: a match is mostly sampling sites
-    games = 2 * num_games
-    player_is_x = jnp.arange(games) < num_games
-    reset_key, play_key = jax.random.split(key)
-    _, states = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, games), params)
-    step = jax.vmap(env.step_env, in_axes=(0, 0, 0, None))
-
-    def ply(carry: tuple, key: jax.Array) -> tuple:
-        states, done, outcome = carry  # outcome: for `player`
-        obs = jax.vmap(env.observation)(states)
-        masks = jax.vmap(env.action_mask, in_axes=(0, None))(states, params)
-        player_key, opponent_key, step_key = jax.random.split(key, 3)
-        players_turn = (states.player == 1) == player_is_x
-        actions = jnp.where(
-            players_turn,
-            player(player_key, states, obs, masks),
-            opponent(opponent_key, states, obs, masks),
-        )
-        _, stepped, reward, terminated, _ = step(
-            jax.random.split(step_key, games), states, actions, params
-        )
-        states = jax.tree.map(
-            lambda new, old: jnp.where(done.reshape((-1,) + (1,) * (new.ndim - 1)), old, new),
-            stepped,
-            states,
-        )
-        outcome = jnp.where(done, outcome, jnp.where(players_turn, reward, -reward))
-        return (states, done | terminated, outcome), None
-
-    start = (states, jnp.zeros(games, bool), jnp.zeros(games, jnp.float32))
-    keys = jax.random.split(play_key, NUM_CELLS)
-    (_, _, outcome), _ = jax.lax.scan(ply, start, keys)
-    rates = {}
-    for side, part in (("first", outcome[:num_games]), ("second", outcome[num_games:])):
-        rates[f"win_{side}"] = (part > 0).mean()
-        rates[f"draw_{side}"] = (part == 0).mean()
-        rates[f"loss_{side}"] = (part < 0).mean()
-    rates.update(win=(outcome > 0).mean(), draw=(outcome == 0).mean(), loss=(outcome < 0).mean())
-    return rates
+    return uniform_among(key, best & masks)

@@ -29,6 +29,13 @@ below the root once every allowed one has been tried and scores worse; the envir
 rule for it applies (a wall bump in GridWorld, a loss in tic-tac-toe), so the search learns its
 value like any other.
 
+How Q enters the selection (`Search.value_bounds`, the agents' `q_scaling`): mctx scales each
+node's Q by the range of that node's own values by default, which stretches differences of any
+size, an untrained network's noise included, to the whole range; a node then keeps going down
+the first move it tried and misses the opponent's winning reply. A game whose values lie in a
+known range (env.value_bounds: [-1, 1] for TicTacToe-v0 and ConnectFour-v0) scales Q by that
+range instead (tests/test_connect_four.py shows a threat missed one way and blocked the other).
+
 Evaluators give a node its prior logits and value. `rollout_evaluator`: a uniform prior over the
 allowed actions and, for the value, the mean discounted return of `num_rollouts` random rollouts
 of `rollout_steps` steps (0 steps: value 0). AlphaZero (agents/alphazero.py) supplies a network.
@@ -70,11 +77,13 @@ __all__ = [
     "num_simulations",
     "pb_c_base",
     "pb_c_init",
+    "q_scaling",
     "rollout_evaluator",
     "search_coefficients",
     "search_method",
     "temperature",
     "uniform_allowed_action",
+    "value_bounds_of",
 ]
 
 SEARCH_METHODS = ("gumbel", "puct")
@@ -248,6 +257,11 @@ class Search:
     num_simulations: simulations per root (one node expanded each).
     max_depth: edges from the root to a leaf at most; None: mctx's default, num_simulations.
     max_num_considered_actions: Gumbel's root actions sampled without replacement (paper: 16).
+    value_bounds: (lo, hi), the range every value and Q lies in (a board game's [-1, 1]), or
+        None. How Q enters the selection (`qtransform`): with bounds, Q is scaled by the fixed
+        range, so values that hardly differ stay close; without, by the range of the node's
+        own Q values (mctx's default), which stretches any difference, noise included, to the
+        whole range.
     """
 
     env: Any
@@ -257,6 +271,31 @@ class Search:
     num_simulations: int
     max_depth: int | None = None
     max_num_considered_actions: int = 16
+    value_bounds: tuple[float, float] | None = None
+
+    def qtransform(self) -> Callable:
+        """mctx's qtransform for this search's method and `value_bounds`.
+
+        Gumbel: Q completed by the mixed value for unvisited actions, then
+        sigma(q) = (50 + max_b N(b)) 0.1 q_hat with q_hat = (q - lo) / (hi - lo) given bounds
+        (up to a constant per node, which neither the softmax nor the argmax sees), or
+        q_hat = min-max of the node's completed Q without. PUCT: q_hat = (Q - lo) / (hi - lo)
+        with bounds, an unvisited action at lo (0); without, mctx's min-max over the parent's
+        value and its children's Q.
+        """
+        if self.method == "gumbel":
+            if self.value_bounds is None:
+                return mctx.qtransform_completed_by_mix_value
+            lo, hi = self.value_bounds
+            return functools.partial(
+                mctx.qtransform_completed_by_mix_value,
+                value_scale=0.1 / (hi - lo),
+                rescale_values=False,
+            )
+        if self.value_bounds is None:
+            return mctx.qtransform_by_parent_and_siblings
+        lo, hi = self.value_bounds
+        return functools.partial(mctx.qtransform_by_min_max, min_value=lo, max_value=hi)
 
     def root(
         self, params: SearchParams, key: jax.Array, states: Any, obs: Any
@@ -307,6 +346,7 @@ class Search:
                 max_depth=self.max_depth,
                 max_num_considered_actions=self.max_num_considered_actions,
                 gumbel_scale=coefs.get("gumbel_scale", 1.0),
+                qtransform=self.qtransform(),
             )
         if self.method != "puct":
             raise ValueError(f"search method must be one of {SEARCH_METHODS}, got {self.method!r}")
@@ -324,6 +364,7 @@ class Search:
                 pb_c_init=coefs.get("pb_c_init", 1.25),
                 pb_c_base=coefs.get("pb_c_base", 19652.0),
                 temperature=coefs.get("temperature", 1.0),
+                qtransform=self.qtransform(),
             )
         # Deterministic PUCT: muzero_policy without its root Dirichlet noise (whose gamma
         # sampler, traced even at fraction 0, is most of the program's compile time), acting on
@@ -332,6 +373,7 @@ class Search:
             mctx.muzero_action_selection,
             pb_c_init=coefs.get("pb_c_init", 1.25),
             pb_c_base=coefs.get("pb_c_base", 19652.0),
+            qtransform=self.qtransform(),
         )
         tree = mctx.search(
             params,
@@ -377,6 +419,27 @@ def max_depth(default: int, source: str) -> Any:
 
 def max_num_considered_actions(default: int, source: str) -> Any:
     return hp(default, f"Gumbel: root actions considered ({source})", low=1)
+
+
+Q_SCALINGS = ("bounds", "node")
+
+
+def q_scaling(default: str, source: str) -> Any:
+    return hp(
+        default,
+        "how Q is scaled in the selection: bounds: by the range the environment declares for "
+        "its values (env.value_bounds, a board game's [-1, 1]), or as node where it declares "
+        f"none; node: by the range of each node's own Q (mctx's default) ({source})",
+        choices=Q_SCALINGS,
+    )
+
+
+def value_bounds_of(env: Any, scaling: str) -> tuple[float, float] | None:
+    """The `Search.value_bounds` for a q_scaling setting: env.value_bounds under "bounds"
+    (None where the environment declares none), None under "node"."""
+    if scaling not in Q_SCALINGS:
+        raise ValueError(f"q_scaling must be one of {Q_SCALINGS}, got {scaling!r}")
+    return getattr(env, "value_bounds", None) if scaling == "bounds" else None
 
 
 def pb_c_init(default: float, source: str) -> Any:
