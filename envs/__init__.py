@@ -40,6 +40,7 @@ def _lazy(module: str, cls: str, **kwargs: Any) -> Callable[..., Any]:
 RLKIT_ENVS: dict[str, Callable[..., Any]] = {
     "BalanceBall-v0": _lazy("balance_ball", "BalanceBall"),
     "BalanceBallHard-v0": _lazy("balance_ball", "BalanceBallHard"),
+    "ConnectFour-v0": _lazy("connect_four", "ConnectFour"),
     "GridWorld-v0": _lazy("gridworld", "GridWorld"),
     "TicTacToe-v0": _lazy("tictactoe", "TicTacToe"),
 }

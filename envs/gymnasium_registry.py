@@ -1,8 +1,8 @@
 """rlkit's environments registered with gymnasium, as `rlkit/<name>`.
 
 Importing this module registers every environment of rlkit's registry (`envs.RLKIT_ENVS`:
-BalanceBall-v0, BalanceBallHard-v0, GridWorld-v0, TicTacToe-v0) with gymnasium under the `rlkit/`
-namespace (`register_gymnasium_envs`, idempotent), each made as a
+BalanceBall-v0, BalanceBallHard-v0, ConnectFour-v0, GridWorld-v0, TicTacToe-v0) with gymnasium
+under the `rlkit/` namespace (`register_gymnasium_envs`, idempotent), each made as a
 rlkit.bridges.gymnasium_env.GymnasiumEnv (numpy in and out, seeded by `reset(seed=...)`):
 
     import gymnasium

@@ -38,6 +38,7 @@ def test_importing_the_bridge_registers_every_rlkit_env_under_the_rlkit_namespac
     assert IDS == [
         "rlkit/BalanceBall-v0",
         "rlkit/BalanceBallHard-v0",
+        "rlkit/ConnectFour-v0",
         "rlkit/GridWorld-v0",
         "rlkit/TicTacToe-v0",
     ]
