@@ -222,3 +222,13 @@ def test_fixed_value_bounds_let_the_search_see_the_threat_that_node_scaling_miss
 
     assert choice(env.value_bounds) == 3
     assert choice(None) != 3
+
+
+def test_q_scaling_takes_the_bounds_a_game_declares_and_nothing_elsewhere(game):
+    env, _, _ = game
+    gridworld, _ = envs.make("GridWorld-v0")
+    assert mcts.value_bounds_of(env, "bounds") == (-1.0, 1.0)
+    assert mcts.value_bounds_of(env, "node") is None
+    assert mcts.value_bounds_of(gridworld, "bounds") is None
+    with pytest.raises(ValueError, match="q_scaling"):
+        mcts.value_bounds_of(env, "tree")
