@@ -21,8 +21,9 @@ The game is a first-player win under perfect play (Allis 1988), so the reference
 not perfect: `minimax_player(depth)` searches every line of `depth` plies (7^depth leaves) and
 scores a position only by wins within them (a win k plies ahead is worth 0.99^k, so it takes
 the quickest win and puts off a loss it cannot avoid; a position without a win in sight is 0),
-uniform among its best moves. It never misses a win within its horizon and never allows a
-loss it can see. `random_player` is uniform over the open columns. Matches: envs.match.
+uniform among its best moves. It never misses a win within its horizon, and it allows a loss it
+can see only when every move allows one. `random_player` is uniform over the open columns.
+Matches: envs.match.
 """
 
 from __future__ import annotations
