@@ -37,9 +37,9 @@ import numpy as np
 from flax import struct
 from gymnax.environments import environment
 
+from envs.board_game import BoardGame, BoardState
 from envs.match import Player, play_match, random_player, uniform_among
-from rlkit.core.env import Environment
-from rlkit.core.spaces import Box, Discrete
+from rlkit.core.spaces import Discrete
 
 __all__ = [
     "LINES",
@@ -65,15 +65,8 @@ LINES = np.array(
 NUM_CELLS = 9
 
 
-@struct.dataclass
-class EnvState(environment.EnvState):
-    """board: int32[9] (0 empty, +1 X, -1 O); player: int32 (+1 X or -1 O to move);
-    terminal: bool (the game ended at the last move); time: int32, moves made."""
-
-    board: jax.Array
-    player: jax.Array
-    terminal: jax.Array
-    time: jax.Array
+#: The state of a game (envs.board_game).
+EnvState = BoardState
 
 
 @struct.dataclass
@@ -83,12 +76,11 @@ class EnvParams(environment.EnvParams):
     max_steps_in_episode: int = 9
 
 
-class TicTacToe(Environment):
+class TicTacToe(BoardGame):
     """Tic-tac-toe (module docstring)."""
 
-    num_players = 2
-    #: Every value (a game's outcome to the player to move) lies in [-1, 1].
-    value_bounds = (-1.0, 1.0)
+    num_cells = NUM_CELLS
+    lines = LINES
 
     @property
     def name(self) -> str:
@@ -102,38 +94,11 @@ class TicTacToe(Environment):
     def default_params(self) -> EnvParams:
         return EnvParams()
 
-    def reset_env(self, key: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState]:
-        state = EnvState(
-            board=jnp.zeros(NUM_CELLS, jnp.int32),
-            player=jnp.array(1, jnp.int32),
-            terminal=jnp.array(False),
-            time=jnp.array(0, jnp.int32),
-        )
-        return self.observation(state), state
-
     def step_env(
         self, key: jax.Array, state: EnvState, action: int | jax.Array, params: EnvParams
     ) -> tuple[jax.Array, EnvState, jax.Array, jax.Array, dict[str, Any]]:
         action = jnp.asarray(action, jnp.int32)
-        legal = state.board[action] == 0
-        board = jnp.where(legal, state.board.at[action].set(state.player), state.board)
-        won = jnp.any(jnp.all(board[jnp.asarray(LINES)] == state.player, axis=-1))
-        full = jnp.all(board != 0)
-        reward = jnp.where(legal, jnp.where(won, 1.0, 0.0), -1.0).astype(jnp.float32)
-        terminated = ~legal | won | full
-        state = state.replace(
-            board=board, player=-state.player, terminal=terminated, time=state.time + 1
-        )
-        return self.observation(state), state, reward, terminated, {}
-
-    def is_truncated(self, state: EnvState, params: EnvParams) -> jax.Array:
-        return (state.time >= params.max_steps_in_episode) & ~state.terminal
-
-    def observation(self, state: EnvState) -> jax.Array:
-        """float32[27]: the planes (mine, theirs, empty) of the player to move."""
-        mine = state.board == state.player
-        theirs = state.board == -state.player
-        return jnp.concatenate([mine, theirs, state.board == 0]).astype(jnp.float32)
+        return self.place(state, action, state.board[action] == 0)
 
     def action_mask(self, state: EnvState, params: EnvParams) -> jax.Array:
         """bool[9]: the empty cells."""
@@ -141,9 +106,6 @@ class TicTacToe(Environment):
 
     def action_space(self, params: EnvParams | None = None) -> Discrete:
         return Discrete(NUM_CELLS)
-
-    def observation_space(self, params: EnvParams | None = None) -> Box:
-        return Box(0.0, 1.0, (3 * NUM_CELLS,), jnp.float32)
 
 
 # -- the exact solution --------------------------------------------------------------------------

@@ -91,12 +91,11 @@ def main(argv: list[str] | None = None) -> dict[str, np.ndarray]:
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(0), i))(jnp.arange(args.seeds))
     states = jax.jit(jax.vmap(algo.init, in_axes=(0, None)))(keys, algo.hparams)
 
-    def chunk(states: Any) -> tuple[Any, dict]:
+    def chunk(states: Any) -> Any:
         def body(s: Any, _: Any) -> tuple:
-            return jax.vmap(algo.update)(s)
+            return jax.vmap(algo.update)(s)[0], None
 
-        states, metrics = jax.lax.scan(body, states, None, length=args.every)
-        return states, jax.tree.map(lambda m: m.mean(0), metrics)
+        return jax.lax.scan(body, states, None, length=args.every)[0]
 
     def matches_of(searcher: Any) -> Any:
         """Jitted (states [seeds], key) -> the match rates [seeds] of searcher's act (the same
@@ -121,7 +120,7 @@ def main(argv: list[str] | None = None) -> dict[str, np.ndarray]:
     rows, start = [], time.time()
     for done in range(0, args.iterations + 1, args.every):
         if done:
-            states, _ = chunk(states)
+            states = chunk(states)
         against_random, against_minimax = matches(states, jax.random.PRNGKey(done))
         row = {
             **as_row(against_random, against_minimax, done),
